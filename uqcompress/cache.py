@@ -1,0 +1,139 @@
+"""On-disk cache: one folder, content-addressed keys, atomic writes, validated reads.
+
+Everything expensive (trained models, compressed models, logits) is stored under ``cache_dir()`` by a key that hashes
+*everything that determines it*, so a changed config never reuses a stale entry.
+
+Example:
+    >>> from uqcompress.cache import fingerprint
+    >>> fingerprint({"lr": 1e-3}, "small_cnn") == fingerprint({"lr": 1e-3}, "small_cnn")
+    True
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+ENV_VAR = "UQCOMPRESS_CACHE"
+_override: Path | None = None
+
+
+def cache_dir() -> Path:
+    """The cache root: ``set_cache_dir`` > ``$UQCOMPRESS_CACHE`` > ``~/.cache/uqcompress``."""
+    root = _override or Path(os.environ.get(ENV_VAR) or Path.home() / ".cache" / "uqcompress")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def set_cache_dir(path: str | os.PathLike | None) -> None:
+    """Use ``path`` as the cache root for this process (``None`` restores the default)."""
+    global _override
+    _override = Path(path).expanduser() if path else None
+
+
+def _feed(h: "hashlib._Hash", obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"tensor{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj)
+        h.update(f"ndarray{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    elif isinstance(obj, dict):
+        h.update(b"{")
+        for k in sorted(obj, key=str):
+            _feed(h, str(k))
+            _feed(h, obj[k])
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[")
+        for v in obj:
+            _feed(h, v)
+        h.update(b"]")
+    elif isinstance(obj, torch.nn.Module):
+        _feed(h, obj.state_dict())
+    else:
+        h.update(json.dumps(obj, sort_keys=True, default=str).encode())
+
+
+def fingerprint(*objs: Any, length: int = 16) -> str:
+    """Stable hex digest of configs, strings, arrays, tensors and state_dicts (order of dict keys ignored)."""
+    h = hashlib.sha256()
+    for o in objs:
+        _feed(h, o)
+    return h.hexdigest()[:length]
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder + rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` through a temp file + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint") -> Any:
+    """``torch.load(weights_only=True)`` with a one-line error for a missing or corrupt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, truncated zip, foreign objects
+        raise ValueError(f"{what} {path} is corrupt or not a plain-tensor checkpoint: {type(e).__name__}: {e}") from None
+
+
+def cached(kind: str, key: str, compute: Callable[[], Any], log: Callable[[str], None] | None = None) -> Any:
+    """Return the cached tensor payload ``kind/key.pt``, computing and storing it atomically on a miss.
+
+    A corrupt entry (e.g. a crashed writer on another file system) is recomputed, not trusted.
+    The payload must be loadable with ``weights_only=True`` (tensors, dicts, lists, numbers, strings).
+    """
+    path = cache_dir() / kind / f"{key}.pt"
+    if path.is_file():
+        try:
+            out = torch.load(path, map_location="cpu", weights_only=True)
+            if log:
+                log(f"cache hit  {kind}/{key}")
+            return out
+        except Exception:
+            if log:
+                log(f"cache entry {path} unreadable; recomputing")
+    if log:
+        log(f"cache miss {kind}/{key}")
+    out = compute()
+    atomic_torch_save(out, path)
+    return out

@@ -1,0 +1,171 @@
+"""What every data set hands to the pipeline: named splits of inputs and labels, plus what kind of input they are.
+
+Images are float32 tensors in [0, 1], shape (N, C, H, W); the model owns normalisation. Texts are lists of str.
+Labels are int64 tensors in [0, num_classes), or ``None`` for unlabeled OOD data.
+
+Example:
+    >>> import torch
+    >>> from uqcompress.data.base import DataBundle, Split, stratified_split
+    >>> y = torch.arange(10) % 2
+    >>> parts = stratified_split(y, {"fit": 0.6, "calibration": 0.2, "test": 0.2}, seed=0)
+    >>> sorted(len(v) for v in parts.values())
+    [2, 2, 6]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from uqcompress.cache import fingerprint
+
+MODALITIES = ("image", "text", "multiple_choice")
+
+
+@dataclass
+class Split:
+    """One split: inputs ``x`` (tensor or list) and labels ``y`` (int64 tensor or None)."""
+
+    x: Any
+    y: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, idx: Sequence[int] | torch.Tensor | np.ndarray) -> "Split":
+        idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
+        if isinstance(self.x, torch.Tensor):
+            x = self.x[idx]
+        else:
+            x = [self.x[i] for i in idx.tolist()]
+        return Split(x, None if self.y is None else self.y[idx])
+
+    def head(self, n: int | None) -> "Split":
+        """The first ``n`` samples (all when ``n`` is None or larger than the split)."""
+        if n is None or n >= len(self):
+            return self
+        return self.subset(range(n))
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.x if isinstance(self.x, torch.Tensor) else list(self.x), self.y)
+
+
+@dataclass
+class DataBundle:
+    """A data set as the pipeline sees it.
+
+    Attributes:
+        name: registry name (``mnist``).
+        modality: ``image`` | ``text`` | ``multiple_choice``.
+        num_classes: size of the label space (None for unlabeled OOD sets).
+        splits: ``fit`` / ``calibration`` / ``test`` for ID data; OOD sets use ``test``.
+        class_names: human names of the classes.
+        info: anything worth reporting (source, label mapping, notes).
+    """
+
+    name: str
+    modality: str
+    num_classes: int | None
+    splits: dict[str, Split]
+    class_names: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"data set '{self.name}': modality '{self.modality}' is not one of {MODALITIES}")
+        for split_name, s in self.splits.items():
+            if len(s) == 0:
+                raise ValueError(f"data set '{self.name}': split '{split_name}' is empty")
+            if s.y is not None and self.num_classes is not None:
+                lo, hi = int(s.y.min()), int(s.y.max())
+                if lo < 0 or hi >= self.num_classes:
+                    raise ValueError(
+                        f"data set '{self.name}': split '{split_name}' has label {hi if hi >= self.num_classes else lo} "
+                        f"outside [0, {self.num_classes})"
+                    )
+
+    def __getitem__(self, split: str) -> Split:
+        try:
+            return self.splits[split]
+        except KeyError:
+            raise KeyError(f"data set '{self.name}' has no split '{split}'; it has: {', '.join(self.splits)}") from None
+
+    @property
+    def image_shape(self) -> tuple[int, ...] | None:
+        """(C, H, W) of image data sets, else None."""
+        if self.modality != "image":
+            return None
+        return tuple(next(iter(self.splits.values())).x.shape[1:])
+
+
+def stratified_split(
+    labels: torch.Tensor | np.ndarray, fractions: dict[str, float], seed: int
+) -> dict[str, np.ndarray]:
+    """Deterministic stratified split of indices by ``fractions`` (must sum to 1 within 1e-6).
+
+    Each class is shuffled with ``seed`` and cut by the fractions, so class proportions are kept in every split.
+    """
+    total = sum(fractions.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"split fractions {dict(fractions)} sum to {total}, not 1")
+    y = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[np.ndarray]] = {k: [] for k in fractions}
+    names = list(fractions)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        cuts = np.round(np.cumsum([fractions[k] for k in names]) * len(idx)).astype(int)
+        start = 0
+        for k, end in zip(names, cuts):
+            out[k].append(idx[start:end])
+            start = end
+    result = {}
+    for k in names:
+        idx = np.concatenate(out[k]) if out[k] else np.empty(0, dtype=np.int64)
+        rng.shuffle(idx)
+        result[k] = idx
+    return result
+
+
+def split_bundle(
+    name: str,
+    modality: str,
+    x: Any,
+    y: torch.Tensor,
+    fractions: dict[str, float],
+    seed: int,
+    num_classes: int | None = None,
+    class_names: list[str] | None = None,
+    info: dict[str, Any] | None = None,
+) -> DataBundle:
+    """Build a :class:`DataBundle` from one pool of samples with a deterministic stratified split."""
+    whole = Split(x, y)
+    parts = stratified_split(y, fractions, seed)
+    k = int(num_classes if num_classes is not None else int(y.max()) + 1)
+    return DataBundle(
+        name=name,
+        modality=modality,
+        num_classes=k,
+        splits={s: whole.subset(idx) for s, idx in parts.items() if len(idx)},
+        class_names=class_names or [str(i) for i in range(k)],
+        info=info or {},
+    )
+
+
+def conform_images(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Resize / change channels of images (N, C, H, W) to ``shape`` = (C, H, W), e.g. gray 28x28 OOD for RGB 32x32."""
+    c, h, w = shape
+    if x.shape[1] != c:
+        if x.shape[1] == 1:
+            x = x.expand(-1, c, -1, -1)
+        elif c == 1:
+            x = x.mean(1, keepdim=True)
+        else:
+            raise ValueError(f"cannot convert {x.shape[1]}-channel images to {c} channels")
+    if tuple(x.shape[2:]) != (h, w):
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+    return x.contiguous()

@@ -1,0 +1,86 @@
+"""Batched inference with an on-disk cache: logits (and penultimate features) per (model, data split, settings).
+
+Example:
+    >>> import torch
+    >>> from uqcompress.models.base import ModelBundle
+    >>> from uqcompress.inference import predict_logits
+    >>> m = ModelBundle(torch.nn.Linear(4, 3), "lin", "x", "image", 3)
+    >>> predict_logits(m, torch.zeros(10, 4), batch_size=4, progress=False).shape
+    torch.Size([10, 3])
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from typing import Any
+
+import torch
+
+from uqcompress.cache import cached, fingerprint
+from uqcompress.models.base import ModelBundle, call_module
+from uqcompress.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+#: How many real (uncached) inference passes each (model fingerprint, split fingerprint) got in this process.
+#: Sweeps and tests read it to check that work is shared.
+FORWARD_PASSES: Counter = Counter()
+_lock = threading.Lock()
+
+
+def _batches(x: Any, batch_size: int):
+    for i in range(0, len(x), batch_size):
+        yield x[i : i + batch_size]
+
+
+def predict_logits(bundle: ModelBundle, x: Any, batch_size: int = 256, progress: bool = True,
+                   desc: str = "infer") -> torch.Tensor:
+    """Logits (N, K) as float32 on CPU, in eval mode, without grad."""
+    bundle.module.eval()
+    outs = []
+    with torch.inference_mode(), progress_bar(total=len(x), desc=desc, enabled=progress) as bar:
+        for xb in _batches(x, batch_size):
+            outs.append(call_module(bundle.module, bundle.prepare(xb)).float().cpu())
+            bar.update(len(xb))
+    if not outs:
+        raise ValueError(f"no inputs to run model '{bundle.name}' on (empty split)")
+    logits = torch.cat(outs)
+    if not torch.isfinite(logits).all():
+        bad = int((~torch.isfinite(logits)).any(1).nonzero()[0])
+        raise ValueError(f"model '{bundle.name}' produced NaN/inf logits (first at sample {bad})")
+    return logits
+
+
+def cached_logits(bundle: ModelBundle, split_name: str, x: Any, *, batch_size: int = 256, progress: bool = True,
+                  split_key: str | None = None) -> torch.Tensor:
+    """:func:`predict_logits`, cached on disk by (model fingerprint, data fingerprint)."""
+    split_key = split_key or fingerprint(x if isinstance(x, torch.Tensor) else list(x))
+    key = fingerprint("logits", bundle.fingerprint, split_key)
+
+    def compute() -> torch.Tensor:
+        with _lock:
+            FORWARD_PASSES[(bundle.fingerprint, split_key)] += 1
+        log.info("inference: %s on %s (%d samples)", bundle.label, split_name, len(x))
+        return predict_logits(bundle, x, batch_size, progress, desc=f"{bundle.label}:{split_name}")
+
+    return cached("logits", key, compute, log=log.debug)
+
+
+def collect_outputs(bundle: ModelBundle, split_name: str, split, needs: frozenset[str] = frozenset(),
+                    options: dict | None = None, *, batch_size: int = 256, progress: bool = True):
+    """Everything the scorer/selector asked for on one split: logits always, MC passes / features on demand."""
+    from uqcompress.uncertainty.base import Outputs
+
+    split_key = split.fingerprint()
+    out = Outputs(cached_logits(bundle, split_name, split.x, batch_size=batch_size, progress=progress,
+                                split_key=split_key), split.y)
+    unknown = set(needs) - {"mc", "features"}
+    if unknown:
+        raise ValueError(f"unknown output kind(s) {sorted(unknown)} requested; known: mc, features")
+    if needs:
+        from uqcompress.uncertainty import extras  # MC-dropout passes and penultimate features
+
+        extras.collect(bundle, split_name, split, out, needs, options or {}, batch_size=batch_size,
+                       progress=progress, split_key=split_key)
+    return out

@@ -1,0 +1,118 @@
+"""What every model hands to the pipeline: an ``nn.Module`` returning logits, plus how to feed it.
+
+Example:
+    >>> import torch
+    >>> from uqcompress.models.base import ModelBundle
+    >>> m = ModelBundle(torch.nn.Linear(4, 3), name="lin", fingerprint="x", modality="image", num_classes=3)
+    >>> m.logits(torch.zeros(2, 4)).shape
+    torch.Size([2, 3])
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+@dataclass
+class ModelBundle:
+    """A classifier as the pipeline sees it.
+
+    Attributes:
+        module: ``forward(inputs) -> logits (B, K)``; inputs are a tensor, or a dict of tensors passed as keywords.
+        name: registry name of the model.
+        fingerprint: hash of everything that determines the weights (cache key).
+        modality: the data modality it accepts (``image`` / ``text`` / ``multiple_choice``).
+        num_classes: K.
+        prepare: raw batch (tensor slice or list of str) -> module inputs (e.g. a tokenizer); not part of the module,
+            so compression never touches it.
+        head: qualified name of the classifier head submodule; its input is the penultimate feature vector.
+        info: facts worth reporting (e.g. "baseline is a dequantized 4-bit model").
+    """
+
+    module: nn.Module
+    name: str
+    fingerprint: str
+    modality: str
+    num_classes: int
+    prepare: Callable[[Any], Any] = _identity
+    head: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """``name`` plus the compression scheme, for logs and progress bars (``small_cnn[int8]``)."""
+        scheme = self.info.get("scheme")
+        return f"{self.name}[{scheme}]" if scheme else self.name
+
+    def logits(self, batch: Any) -> torch.Tensor:
+        """Logits for one raw batch (no grad)."""
+        with torch.inference_mode():
+            return call_module(self.module, self.prepare(batch))
+
+    def with_module(self, module: nn.Module, fingerprint: str, **info: Any) -> "ModelBundle":
+        """A copy around another module (e.g. the compressed one), same ``prepare``; ``info`` is merged."""
+        return replace(self, module=module, fingerprint=fingerprint, info={**self.info, **info})
+
+    def clone_module(self) -> nn.Module:
+        return copy.deepcopy(self.module)
+
+
+def call_module(module: nn.Module, inputs: Any) -> torch.Tensor:
+    """``module(**inputs)`` for dict inputs, ``module(inputs)`` otherwise; unwraps HF-style outputs to logits."""
+    out = module(**inputs) if isinstance(inputs, dict) else module(inputs)
+    if hasattr(out, "logits"):
+        out = out.logits
+    return out
+
+
+def get_submodule(module: nn.Module, name: str | None) -> nn.Module | None:
+    if not name:
+        return None
+    try:
+        return module.get_submodule(name)
+    except AttributeError:
+        return None
+
+
+def check_num_classes(model_name: str, model_classes: int, data_name: str, data_classes: int | None) -> None:
+    """Refuse a data set whose labels exceed the model's classes, naming both numbers."""
+    if data_classes is not None and data_classes > model_classes:
+        raise ValueError(
+            f"data set '{data_name}' has {data_classes} classes but model '{model_name}' predicts {model_classes}"
+        )
+
+
+def require_modality(model_name: str, modality: str, data) -> None:
+    """Refuse, before any work, a data set of another modality (e.g. a text model on images)."""
+    if data.modality != modality:
+        raise ValueError(f"model '{model_name}' takes {modality} inputs but data set '{data.name}' is {data.modality}")
+
+
+def cached_weights(module: nn.Module, kind: str, key: str, train: Callable[[nn.Module], nn.Module],
+                   log: Callable[[str], None] | None = None) -> nn.Module:
+    """Load ``module``'s trained state from the cache entry ``kind/key``, or ``train`` it and store the state."""
+    from uqcompress.cache import cache_dir, atomic_torch_save, safe_torch_load
+
+    path = cache_dir() / kind / f"{key}.pt"
+    if path.is_file():
+        try:
+            module.load_state_dict(safe_torch_load(path, what=f"cached {kind}"))
+            if log:
+                log(f"loaded cached {kind} {path}")
+            return module.eval()
+        except (ValueError, RuntimeError) as e:
+            if log:
+                log(f"ignoring unusable cache entry {path}: {e}")
+    module = train(module)
+    atomic_torch_save(module.state_dict(), path)
+    if log:
+        log(f"trained {kind}; cached at {path}")
+    return module.eval()

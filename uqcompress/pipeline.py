@@ -1,0 +1,237 @@
+"""One pipeline for every front door (CLI and Python API): baseline + compressed model -> outputs -> scores ->
+selection -> metrics -> predictions.
+
+Example (Python, no Hydra):
+    >>> from uqcompress.pipeline import run_config
+    >>> res = run_config({"data": {"name": "mnist"}, "limit": 200, "model": {"name": "small_cnn", "epochs": 1},
+    ...                   "quant": {"name": "none"}, "ood": {"name": "none"}, "progress": False})  # doctest: +SKIP
+    >>> 0 <= res.metrics["baseline.accuracy"] <= 1  # doctest: +SKIP
+    True
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from uqcompress import metrics as M
+from uqcompress.compress import CompressContext, compress
+from uqcompress.data import DataBundle, Split, conform_images, load_dataset
+from uqcompress.inference import collect_outputs
+from uqcompress.measure import latency_ms_per_sample, state_dict_bytes
+from uqcompress.models import BuildContext, build_model
+from uqcompress.models.base import ModelBundle
+from uqcompress.progress import set_progress
+from uqcompress.selection import build_selector
+from uqcompress.uncertainty import build_scorer
+from uqcompress.uncertainty.base import Outputs
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "device": "auto",
+    "progress": True,
+    "threads": None,
+    "batch_size": 256,
+    "limit": None,
+    "uncertainty": {"name": "msp"},
+    "selector": {"name": "coverage", "target": 0.9},
+    "ood": {"name": "none"},
+    "latency": {"batch_size": 32, "repeats": 10, "warmup": 2},
+}
+
+
+@dataclass
+class ModelEval:
+    """Everything computed for one model (baseline or compressed)."""
+
+    bundle: ModelBundle
+    outputs: dict[str, Outputs]          # calibration / test / ood
+    probs: dict[str, torch.Tensor]
+    confidence: dict[str, torch.Tensor]
+    accept: dict[str, torch.Tensor]
+    scorer: Any
+    selector: Any
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    metrics: dict[str, Any]
+    predictions: pd.DataFrame
+    baseline: ModelEval
+    compressed: ModelEval
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device='{device}' is not one of: auto, cpu, cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but no CUDA device is available; use device=auto or device=cpu")
+    return device
+
+
+def _merge(defaults: dict, cfg: dict) -> dict:
+    out = dict(defaults)
+    for k, v in cfg.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
+    """The ID data bundle and the OOD split (conformed to the ID input shape), honouring ``limit``."""
+    data = load_dataset(dict(cfg["data"]), cfg["seed"])
+    limit = cfg.get("limit")
+    if limit:
+        data.splits = {k: s.head(int(limit)) for k, s in data.splits.items()}
+    ood = None
+    ood_cfg = dict(cfg.get("ood") or {"name": "none"})
+    if ood_cfg.get("name", "none") != "none":
+        ood_bundle = load_dataset(ood_cfg, cfg["seed"])
+        if ood_bundle.modality != data.modality:
+            raise ValueError(f"ood set '{ood_bundle.name}' is {ood_bundle.modality} but data set '{data.name}' is "
+                             f"{data.modality}")
+        ood = ood_bundle["test"]
+        n = ood_cfg.get("limit") or limit
+        if n:
+            g = np.random.default_rng(cfg["seed"]).permutation(len(ood))[: int(n)]
+            ood = ood.subset(np.sort(g))
+        if data.modality == "image":
+            ood = Split(conform_images(ood.x, data.image_shape), None)
+        else:
+            ood = Split(ood.x, None)
+    return data, ood
+
+
+def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg: dict) -> ModelEval:
+    """Outputs, confidence, acceptance and per-model metrics for one model."""
+    scorer = build_scorer(dict(cfg["uncertainty"]))
+    selector = build_selector(dict(cfg["selector"]))
+    needs = frozenset(scorer.needs) | frozenset(selector.needs)
+    opts = dict(batch_size=cfg["batch_size"], progress=cfg["progress"])
+    ucfg = dict(cfg["uncertainty"])
+    splits = {"calibration": data["calibration"], "test": data["test"]}
+    if ood is not None:
+        splits["ood"] = ood
+    outputs = {k: collect_outputs(bundle, k, s, needs, ucfg, **opts) for k, s in splits.items()}
+    fit_out = None
+    if "features" in needs:
+        fit_out = collect_outputs(bundle, "fit", data["fit"], frozenset({"features"}), ucfg, **opts)
+    scorer.fit(outputs["calibration"], fit_out)
+    probs = {k: scorer.probs(o) for k, o in outputs.items()}
+    conf = {k: scorer.score(o) for k, o in outputs.items()}
+    cal_correct = probs["calibration"].argmax(-1) == outputs["calibration"].labels
+    selector.fit(conf["calibration"], cal_correct, outputs["calibration"])
+    accept = {k: selector.accept(conf[k], o) for k, o in outputs.items()}
+
+    y = outputs["test"].labels
+    p = probs["test"]
+    correct = p.argmax(-1) == y
+    m: dict[str, Any] = {"accuracy": M.accuracy(p, y)}
+    m.update(M.calibration(p, y))
+    m.update(M.selective(conf["test"], correct, accept["test"]))
+    m.update(M.aurc(conf["test"], correct))
+    cal = M.selective(conf["calibration"], cal_correct, accept["calibration"])
+    m["calibration_coverage"] = cal["coverage"]
+    m["calibration_selective_risk"] = cal["selective_risk"]
+    m["threshold"] = selector.threshold
+    if getattr(scorer, "temperature", 1.0) != 1.0 or getattr(scorer, "fit_temperature", False):
+        m["temperature"] = scorer.temperature
+    if ood is not None:
+        o = M.ood(conf["test"], conf["ood"])
+        m.update({f"ood_{k}": v for k, v in o.items()})
+        m["ood_coverage"] = float(accept["ood"].double().mean())  # share of OOD inputs the selector still answers
+    m["model_size_bytes"] = state_dict_bytes(bundle.module)
+    lat = dict(cfg["latency"])
+    m.update(latency_ms_per_sample(bundle, data["test"].x, **lat))
+    for k in ("scheme", "bits", "simulated", "sparsity", "backend", "note"):
+        if k in bundle.info:
+            m[k] = bundle.info[k]
+    return ModelEval(bundle, outputs, probs, conf, accept, scorer, selector, m)
+
+
+def compare(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
+    """What changed from baseline to compressed on the test split (flips, KL, JS, flip catch rate)."""
+    y = base.outputs["test"].labels
+    out = dict(M.flips(base.probs["test"], comp.probs["test"], y))
+    out["kl"] = M.kl_from_logits(base.outputs["test"].logits, comp.outputs["test"].logits)
+    out["js"] = M.js_from_logits(base.outputs["test"].logits, comp.outputs["test"].logits)
+    out["accuracy_delta"] = comp.metrics["accuracy"] - base.metrics["accuracy"]
+    cb = base.probs["test"].argmax(-1) == y
+    cc = comp.probs["test"].argmax(-1) == y
+    flipped = cb != cc
+    if int(flipped.sum()) == 0:
+        out["flip_catch_rate"] = float("nan")
+    else:  # of the C→I / I→C flips, the share the compressed model's selector abstains on
+        out["flip_catch_rate"] = float((~comp.accept["test"][flipped]).double().mean())
+    return out
+
+
+def predictions_frame(base: ModelEval, comp: ModelEval) -> pd.DataFrame:
+    frames = []
+    for split in [s for s in ("test", "ood") if s in base.outputs]:
+        y = base.outputs[split].labels
+        n = len(base.outputs[split])
+        frames.append(pd.DataFrame({
+            "split": split,
+            "index": np.arange(n),
+            "label": (y.numpy() if y is not None else np.full(n, -1)),
+            "baseline_pred": base.probs[split].argmax(-1).numpy(),
+            "compressed_pred": comp.probs[split].argmax(-1).numpy(),
+            "baseline_confidence": base.confidence[split].double().numpy(),
+            "compressed_confidence": comp.confidence[split].double().numpy(),
+            "baseline_accepted": base.accept[split].numpy(),
+            "compressed_accepted": comp.accept[split].numpy(),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataBundle, ood: Split | None,
+                     cfg: dict) -> RunResult:
+    """Score, select and measure a baseline and its compressed copy on the same splits."""
+    cfg = _merge(DEFAULTS, cfg)
+    base = evaluate_model(baseline, data, ood, cfg)
+    comp = evaluate_model(compressed, data, ood, cfg)
+    metrics: dict[str, Any] = {f"baseline.{k}": v for k, v in base.metrics.items()}
+    metrics.update({f"compressed.{k}": v for k, v in comp.metrics.items()})
+    metrics.update({f"compressed.{k}": v for k, v in compare(base, comp).items()})
+    metrics["n_test"] = len(data["test"])
+    metrics["n_calibration"] = len(data["calibration"])
+    metrics["n_ood"] = 0 if ood is None else len(ood)
+    return RunResult(metrics, predictions_frame(base, comp), base, comp)
+
+
+def run_config(cfg: dict) -> RunResult:
+    """The whole run from a plain config dict (what the Hydra app passes, resolved)."""
+    cfg = _merge(DEFAULTS, cfg)
+    set_progress(bool(cfg["progress"]))
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    torch.manual_seed(cfg["seed"])
+    device = resolve_device(cfg["device"])
+    data, ood = load_data(cfg)
+    baseline = build_model(dict(cfg["model"]), data, BuildContext(cfg["seed"], device, cfg["progress"]))
+    compressed = compress(baseline, dict(cfg["quant"]), data["calibration"].x,
+                          CompressContext(cfg["seed"], device, cfg["progress"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)  # torch.ao deprecation chatter
+        result = evaluate_bundles(baseline, compressed, data, ood, cfg)
+    meta = {
+        "config.model": cfg["model"]["name"], "config.quant": cfg["quant"]["name"],
+        "config.uncertainty": cfg["uncertainty"]["name"], "config.selector": cfg["selector"]["name"],
+        "config.data": cfg["data"]["name"], "config.ood": (cfg.get("ood") or {}).get("name", "none"),
+        "config.seed": cfg["seed"], "config.device": device,
+    }
+    for k, v in baseline.info.items():
+        if isinstance(v, (str, int, float, bool)):
+            meta[f"info.baseline.{k}"] = v
+    result.metrics.update(meta)
+    return result
