@@ -113,7 +113,8 @@ def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated zip, foreign objects
-        raise ValueError(f"{what} {path} is corrupt or not a plain-tensor checkpoint: {type(e).__name__}: {e}") from None
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{what} {path} is corrupt or not a plain-tensor checkpoint ({type(e).__name__}: {first})") from None
 
 
 def cached(kind: str, key: str, compute: Callable[[], Any], log: Callable[[str], None] | None = None) -> Any:
