@@ -186,6 +186,8 @@ def predictions_frame(base: ModelEval, comp: ModelEval) -> pd.DataFrame:
             "label": (y.numpy() if y is not None else np.full(n, -1)),
             "baseline_pred": base.probs[split].argmax(-1).numpy(),
             "compressed_pred": comp.probs[split].argmax(-1).numpy(),
+            "baseline_pmax": base.probs[split].max(-1).values.double().numpy(),
+            "compressed_pmax": comp.probs[split].max(-1).values.double().numpy(),
             "baseline_confidence": base.confidence[split].double().numpy(),
             "compressed_confidence": comp.confidence[split].double().numpy(),
             "baseline_accepted": base.accept[split].numpy(),

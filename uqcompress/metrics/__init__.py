@@ -17,3 +17,10 @@ def flips(pb, pc, y):
 def kl_from_logits(a, b):
     la=torch.log_softmax(a.double(),-1); lb=torch.log_softmax(b.double(),-1); return float((la.exp()*(la-lb)).sum(-1).mean())
 def js_from_logits(a,b): return 0.0
+def risk_coverage_curve(c, correct):
+    c=_n(c); correct=_n(correct); o=np.argsort(-c); e=np.cumsum(1-correct[o]); n=np.arange(1,len(c)+1); return n/len(c), e/n
+def spearman(x,y):
+    from scipy.stats import spearmanr; return float(spearmanr(x,y)[0])
+def bootstrap_ci(fn, *arrays, n_boot=1000, alpha=0.05, seed=0):
+    rng=np.random.default_rng(seed); n=len(arrays[0]); v=[fn(*[a[i] for a in arrays]) for i in (rng.integers(0,n,n) for _ in range(n_boot))]
+    return float(np.percentile(v,100*alpha/2)), float(np.percentile(v,100*(1-alpha/2)))
