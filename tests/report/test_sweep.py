@@ -47,7 +47,7 @@ def test_killed_sweep_resumes_only_missing_jobs(tmp_path):
                          start_new_session=True)
     deadline = time.time() + 400
     while time.time() < deadline and len(list(sweep.rglob("results.json"))) < 2 and p.poll() is None:
-        time.sleep(0.5)
+        time.sleep(0.1)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     done_before = {q.parent: q.stat().st_mtime_ns for q in sweep.rglob("results.json")}
