@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, run_cli
+ROOT = Path(__file__).resolve().parents[2]
 
 FAST = ["limit=300", "ood.limit=200", "model.epochs=6", "model.batch_size=32", "progress=false",
         "latency.repeats=2", "plots=false"]
@@ -23,9 +23,9 @@ def _events(cache: Path, kind: str = "logits") -> list[dict]:
 
 
 @pytest.mark.slow
-def test_sweep_infers_baseline_once_and_each_scheme_once(tmp_path):
+def test_sweep_infers_baseline_once_and_each_scheme_once(cli, tmp_path):
     cache = tmp_path / "cache"
-    r = run_cli("--multirun", "quant=none,int8", "selector.target=0.8,0.9", *FAST, f"cache_dir={cache}",
+    r = cli("--multirun", "quant=none,int8", "selector.target=0.8,0.9", *FAST, f"cache_dir={cache}",
                 f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(list((tmp_path / "sweep").rglob("results.json"))) == 4
@@ -62,9 +62,9 @@ def test_killed_sweep_resumes_only_missing_jobs(tmp_path):
 
 
 @pytest.mark.slow
-def test_failing_job_is_recorded_and_sweep_goes_on(tmp_path):
+def test_failing_job_is_recorded_and_sweep_goes_on(cli, tmp_path):
     sweep = tmp_path / "sweep"
-    r = run_cli("--multirun", "selector.target=1.5,0.9", *FAST, "quant=none", f"hydra.sweep.dir={sweep}")
+    r = cli("--multirun", "selector.target=1.5,0.9", *FAST, "quant=none", f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr[-3000:]
     failed = list(sweep.rglob("failed.json"))
     assert len(failed) == 1 and len(list(sweep.rglob("results.json"))) == 1
@@ -79,9 +79,9 @@ def test_failing_job_is_recorded_and_sweep_goes_on(tmp_path):
 
 
 @pytest.mark.slow
-def test_joblib_launcher_runs_sweep_with_two_workers_and_report(tmp_path):
+def test_joblib_launcher_runs_sweep_with_two_workers_and_report(cli, tmp_path):
     sweep = tmp_path / "sweep"
-    r = run_cli("--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "quant=none,int8,int8",
+    r = cli("--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "quant=none,int8,int8",
                 "uncertainty=msp", "seed=0,1", *FAST[:-1], f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in r.stdout + r.stderr
