@@ -1,6 +1,7 @@
 """selective / risk-coverage curve / AURC / E-AURC: hand computations, a brute-force reference, tie handling."""
 import math
 import warnings
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from metric_peers import pytorch_ood_aurc, torch_uncertainty_aurc
 
 from uqcompress import metrics as M
+from uqcompress.metrics import _kernels
 
 
 def brute_force_aurc(conf, correct) -> float:
@@ -127,14 +129,15 @@ def conf_correct(draw):
 
 
 @settings(max_examples=200, deadline=None)
-@given(conf_correct())
-def test_aurc_matches_brute_force_and_eaurc_is_nonnegative(cc):
+@given(conf_correct(), st.sampled_from([1, 2, 5, 1 << 16]))
+def test_aurc_matches_brute_force_and_eaurc_is_nonnegative(cc, block):
     conf, correct = cc
-    r = M.aurc(conf, correct)
+    with mock.patch.object(_kernels, "GROUP_BLOCK", block):  # tie groups straddling block edges
+        r = M.aurc(conf, correct)
+        cov, risk = M.risk_coverage_curve(conf, correct)
     assert r["aurc"] == pytest.approx(brute_force_aurc(conf, correct), abs=1e-14)
     assert r["eaurc"] >= 0.0
     assert 0.0 <= r["aurc"] <= 1.0
-    cov, risk = M.risk_coverage_curve(conf, correct)
     assert cov[-1] == 1.0 and risk[-1] == pytest.approx(1 - correct.mean(), abs=1e-15)
     assert np.all(np.diff(cov) > 0)
     # AURC = risk averaged with each cut-off weighted by its tie group's share of the samples

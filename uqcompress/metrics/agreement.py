@@ -5,14 +5,10 @@ or their logits for the ``*_from_logits`` variants (log-probabilities are logits
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from . import _validate as V
 from ._kernels import row_blocks, top1
-
-LN2 = math.log(2.0)
 
 
 def _pair(base: V.ArrayLike, comp: V.ArrayLike, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -58,29 +54,27 @@ def flips(base_probs: V.ArrayLike, comp_probs: V.ArrayLike, labels: V.ArrayLike)
     }
 
 
-def _safe_log(x: np.ndarray) -> np.ndarray:
-    """ln x in float64 with x clamped below at the smallest positive normal float64 (only exact zeros are moved:
-    float32/16 inputs have no smaller positive values), so ln 0 -> -708.4 instead of -inf."""
-    out = x.astype(np.float64)
-    np.maximum(out, V.TINY, out=out)
-    return np.log(out, out=out)
+def _clamped(x64: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """``x64`` with exact zeros raised to the smallest positive normal float64 (2.2e-308), so ln stays finite
+    (ln 0 -> -708.4); float32/16 inputs have no smaller positive values, so only zeros move. No copy if none."""
+    return np.maximum(x64, V.TINY) if raw.min() == 0 else x64
 
 
 def _row_kl_probs(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Per-row KL(p || q) of the row-normalised distributions, float64, rows clipped at 0 (rounding)."""
     n, k = p.shape
     out = np.empty(n, dtype=np.float64)
-    ones = np.ones(k)
     for rows in row_blocks(n, k):
         p64 = p[rows].astype(np.float64)
         q64 = q[rows].astype(np.float64)
-        sp, sq = p64 @ ones, q64 @ ones
-        d = np.log(np.maximum(p64, V.TINY))
-        d -= np.log(np.maximum(q64, V.TINY, out=q64), out=q64)
-        d *= p64  # rows with p = 0 contribute 0 * finite = 0, as scipy.special.rel_entr
-        # KL of p/sp against q/sq = (1/sp) sum p (ln p - ln q) - ln sp + ln sq: exact renormalisation of rows
-        # that are off by up to the 1e-3 tolerance (e.g. float16 softmax), which keeps KL >= 0.
-        out[rows] = (d @ ones) / sp - np.log(sp) + np.log(sq)
+        sp, sq = np.einsum("ij->i", p64), np.einsum("ij->i", q64)
+        # ln(p / q): one log instead of two, and exact where p ~ q
+        ratio = np.divide(_clamped(p64, p[rows]), _clamped(q64, q[rows]), out=q64)
+        np.log(ratio, out=ratio)
+        # rows with p = 0 contribute 0 * finite = 0, as scipy.special.rel_entr
+        # KL of p/sp against q/sq = (1/sp) sum p ln(p/q) - ln(sp/sq): exact renormalisation of rows that are off
+        # by up to the 1e-3 tolerance (e.g. float16 softmax), which keeps KL >= 0.
+        out[rows] = np.einsum("ij,ij->i", p64, ratio) / sp - np.log(sp / sq)
     return np.maximum(out, 0.0, out=out)
 
 
@@ -122,25 +116,40 @@ def js_divergence(base_probs: V.ArrayLike, comp_probs: V.ArrayLike) -> float:
     for rows in row_blocks(n, k):
         p64 = p[rows].astype(np.float64)
         q64 = q[rows].astype(np.float64)
-        p64 /= p64.sum(axis=1, keepdims=True)
-        q64 /= q64.sum(axis=1, keepdims=True)
-        lm = _safe_log(0.5 * (p64 + q64))
-        js = p64 * (_safe_log(p64) - lm) + q64 * (_safe_log(q64) - lm)
-        total += float(np.maximum(0.5 * js.sum(axis=1), 0.0).sum())
+        p64 /= np.einsum("ij->i", p64)[:, None]
+        q64 /= np.einsum("ij->i", q64)[:, None]
+        m = 0.5 * (p64 + q64)  # > 0 wherever p or q is; elsewhere both terms are 0 * finite
+        m = np.maximum(m, V.TINY, out=m)
+        js = np.einsum("ij,ij->i", p64, np.log(np.divide(_clamped(p64, p[rows]), m)))
+        js += np.einsum("ij,ij->i", q64, np.log(np.divide(_clamped(q64, q[rows]), m)))
+        total += float(np.maximum(0.5 * js, 0.0).sum())
     return total / n
 
 
-def _log_softmax(z: np.ndarray) -> np.ndarray:
+def _exp_logits(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For a block of logits: float64 logits z, e = exp(z - c), s = sum_k e and lse = ln sum_k exp(z) per row.
+
+    So softmax = e / s and log-softmax = z - lse, exactly (never log(exp(.)), so no log 0 where p underflows).
+    The shift c is 0 when every logit is in (-700, 300), where exp can neither overflow a row sum nor underflow a
+    whole row; otherwise it is the row max.
+    """
     z = z.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return z
+    if z.min() > -700.0 and z.max() < 300.0:
+        e = np.exp(z)
+        s = np.einsum("ij->i", e)
+        return z, e, s, np.log(s)
+    c = z.max(axis=1)
+    e = np.exp(z - c[:, None])
+    s = np.einsum("ij->i", e)
+    return z, e, s, c + np.log(s)
 
 
 def kl_from_logits(base_logits: V.ArrayLike, comp_logits: V.ArrayLike) -> float:
     """Mean KL(softmax(base) || softmax(comp)) in nats, from logits (or log-probabilities), with no log(0).
 
-    Uses float64 log-softmax: KL = sum_k exp(l_b) (l_b - l_c). NaN (with a warning) for N = 0.
+    Float64 throughout: with p_b = softmax(z_b) and lse = ln sum exp(z) per row,
+    KL = sum_k p_b (z_b - z_c) + lse(z_c) - lse(z_b), which never takes a log of a probability.
+    NaN (with a warning) for N = 0.
 
     Example:
         >>> import math
@@ -153,15 +162,19 @@ def kl_from_logits(base_logits: V.ArrayLike, comp_logits: V.ArrayLike) -> float:
         return V.warn_undefined("kl_from_logits is undefined for 0 samples; returning NaN")
     total = 0.0
     for rows in row_blocks(n, k):
-        la, lb = _log_softmax(a[rows]), _log_softmax(b[rows])
-        total += float(np.maximum((np.exp(la) * (la - lb)).sum(axis=1), 0.0).sum())
+        za, ea, sa, lse_a = _exp_logits(a[rows])
+        zb, _, _, lse_b = _exp_logits(b[rows])
+        za -= zb
+        kl = np.einsum("ij,ij->i", ea, za) / sa + (lse_b - lse_a)
+        total += float(np.maximum(kl, 0.0).sum())
     return total / n
 
 
 def js_from_logits(base_logits: V.ArrayLike, comp_logits: V.ArrayLike) -> float:
     """Mean Jensen-Shannon divergence of softmax(base) and softmax(comp), in nats, in [0, ln 2], from logits.
 
-    ln m = logaddexp(l_b, l_c) - ln 2 keeps every log finite. NaN (with a warning) for N = 0.
+    Log-probabilities are exact float64 log-softmax values; ln m is clamped at 2.2e-308 only where both
+    probabilities underflow (those terms are 0). NaN (with a warning) for N = 0.
 
     Example:
         >>> round(js_from_logits([[0.0, 0.0]], [[0.0, 0.0]]), 6)
@@ -173,8 +186,15 @@ def js_from_logits(base_logits: V.ArrayLike, comp_logits: V.ArrayLike) -> float:
         return V.warn_undefined("js_from_logits is undefined for 0 samples; returning NaN")
     total = 0.0
     for rows in row_blocks(n, k):
-        la, lb = _log_softmax(a[rows]), _log_softmax(b[rows])
-        lm = np.logaddexp(la, lb) - LN2
-        js = np.exp(la) * (la - lm) + np.exp(lb) * (lb - lm)
-        total += float(np.maximum(0.5 * js.sum(axis=1), 0.0).sum())
+        za, pa, sa, lse_a = _exp_logits(a[rows])
+        zb, pb, sb, lse_b = _exp_logits(b[rows])
+        pa /= sa[:, None]
+        pb /= sb[:, None]
+        # sum_k p ln(p / m) = sum_k p z - lse - sum_k p ln m, m = (p_a + p_b) / 2; ln m is clamped at 2.2e-308 only
+        # where both probabilities underflow, and there the terms are 0 * finite = 0
+        js = np.einsum("ij,ij->i", pa, za) - lse_a + np.einsum("ij,ij->i", pb, zb) - lse_b
+        both = np.add(pa, pb, out=pa)
+        lm = np.log(np.maximum(0.5 * both, V.TINY))
+        js -= np.einsum("ij,ij->i", both, lm)
+        total += float(np.maximum(0.5 * js, 0.0).sum())
     return total / n

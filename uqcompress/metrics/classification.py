@@ -71,8 +71,8 @@ def _nll_brier(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     # Brier = mean_i sum_k (p_ik - 1[k = y_i])^2 = mean_i (sum_k p_ik^2 - 2 p_iy + 1)
     sq = 0.0
     for rows in row_blocks(n, p.shape[1]):
-        b = p[rows].astype(np.float64).ravel()
-        sq += float(b @ b)
+        b = p[rows].astype(np.float64)
+        sq += float(np.einsum("ij,ij->", b, b))
     brier = (sq - 2.0 * p_true.sum()) / n + 1.0
     return float(nll), float(brier)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as V
+from ._kernels import dot
 
 
 def _average_ranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks, tied values sharing the mean of their positions."""
-    order = np.argsort(x, kind="stable")
+    order = np.argsort(x)  # any order within ties: they share one rank
     s = x[order]
     n = s.size
     start = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
@@ -37,7 +38,7 @@ def spearman(x: V.ArrayLike, y: V.ArrayLike) -> float:
     rb = _average_ranks(b)
     ra -= ra.mean()
     rb -= rb.mean()
-    denom = np.sqrt((ra @ ra) * (rb @ rb))
+    denom = np.sqrt(dot(ra, ra) * dot(rb, rb))
     if denom == 0.0:
         return V.warn_undefined("spearman is undefined: an input is constant; returning NaN")
-    return float(np.clip((ra @ rb) / denom, -1.0, 1.0))
+    return float(np.clip(dot(ra, rb) / denom, -1.0, 1.0))

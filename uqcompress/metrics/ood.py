@@ -1,36 +1,53 @@
 """Out-of-distribution detection from a confidence score: OOD is the positive class, score = -confidence.
 
-One sort of each split gives every number (see ``_kernels.merged_cumcounts``). Thresholds sit at the distinct
-confidence values, so tied scores are always counted together (half credit in AUROC, as Mann-Whitney with average
-ranks); the results equal scikit-learn's ``roc_auc_score``, ``average_precision_score`` and ``roc_curve``.
+One sort of each split and one sweep give every number (see ``_kernels.merged_cumcount_blocks``). Thresholds sit
+at the distinct confidence values, so tied scores are always counted together (half credit in AUROC, as
+Mann-Whitney with average ranks); the results equal scikit-learn's ``roc_auc_score``, ``average_precision_score``
+and ``roc_curve``.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import _validate as V
-from ._kernels import merged_cumcounts
+from ._kernels import dot, merged_cumcount_blocks
 
 TPR_TARGET_PERCENT = 95
 
 
-def _counts(confidence_id: V.ArrayLike, confidence_ood: V.ArrayLike):
+def _checked(confidence_id: V.ArrayLike, confidence_ood: V.ArrayLike) -> tuple[np.ndarray, np.ndarray, str | None]:
     cid = V.scores(confidence_id, "confidence_id")
     cood = V.scores(confidence_ood, "confidence_ood")
-    n_id, n_ood = cid.shape[0], cood.shape[0]
-    if n_id == 0 or n_ood == 0:
-        empty = "confidence_id" if n_id == 0 else "confidence_ood"
-        return None, n_id, n_ood, empty
-    # ascending confidence = descending OOD score; flagging OOD at threshold c means confidence <= c
-    _, fp, tp = merged_cumcounts(cid, cood)  # ID (false positives) and OOD (true positives) at each threshold
-    return (fp, tp), n_id, n_ood, None
+    empty = "confidence_id" if cid.size == 0 else "confidence_ood" if cood.size == 0 else None
+    return cid, cood, empty
 
 
-def _auroc(fp: np.ndarray, tp: np.ndarray, n_id: int, n_ood: int) -> float:
-    # trapezoid under (FPR, TPR) from (0, 0); counts are exact ints, so 2 * area is an exact integer sum
-    tp_prev = np.concatenate([[0], tp[:-1]])
-    dfp = np.diff(fp, prepend=0)
-    return float(dfp @ (tp + tp_prev).astype(np.float64)) / (2.0 * n_id * n_ood)
+def _curve_sums(cid: np.ndarray, cood: np.ndarray, all_metrics: bool) -> dict[str, float]:
+    """One sweep over the distinct confidence values, ascending (= OOD score descending).
+
+    Flagging OOD at threshold c means confidence <= c, so at each distinct value the cumulative counts are the
+    false positives (ID) and true positives (OOD); ``prev_*`` are the counts strictly below the value.
+    """
+    n_id, n_ood = cid.size, cood.size
+    tp_target = -(-TPR_TARGET_PERCENT * n_ood // 100)  # smallest tp with tp / n_ood >= 0.95, in integers
+    twice_area = 0  # 2 * AUROC * n_id * n_ood: an exact integer (trapezoids over integer counts)
+    ap_out = ap_in = 0.0
+    fpr95 = float("nan")
+    prev_fp = prev_tp = 0
+    for _, fp, tp in merged_cumcount_blocks(cid, cood):
+        below_fp = np.concatenate([[prev_fp], fp[:-1]])
+        below_tp = np.concatenate([[prev_tp], tp[:-1]])
+        d_fp = fp - below_fp
+        twice_area += int(dot(d_fp, tp + below_tp))
+        if all_metrics:
+            ap_out += float(dot(tp - below_tp, tp / (tp + fp)))  # recall step x precision, OOD positive
+            in_tp = n_id - below_fp  # ID positive, score +confidence: counts of confidence >= value
+            ap_in += float(dot(d_fp, in_tp / (in_tp + (n_ood - below_tp))))
+            if prev_tp < tp_target <= tp[-1]:
+                fpr95 = float(fp[np.searchsorted(tp, tp_target)]) / n_id
+        prev_fp, prev_tp = int(fp[-1]), int(tp[-1])
+    return {"auroc": twice_area / (2.0 * n_id * n_ood), "fpr95": fpr95,
+            "aupr_in": ap_in / n_id, "aupr_out": ap_out / n_ood}
 
 
 def auroc(confidence_id: V.ArrayLike, confidence_ood: V.ArrayLike) -> float:
@@ -43,10 +60,10 @@ def auroc(confidence_id: V.ArrayLike, confidence_ood: V.ArrayLike) -> float:
         >>> auroc([0.9, 0.8, 0.7], [0.2, 0.8])
         0.75
     """
-    counts, n_id, n_ood, empty = _counts(confidence_id, confidence_ood)
-    if counts is None:
+    cid, cood, empty = _checked(confidence_id, confidence_ood)
+    if empty:
         return V.warn_undefined(f"auroc is undefined: {empty} is empty (one class only); returning NaN")
-    return _auroc(*counts, n_id, n_ood)
+    return _curve_sums(cid, cood, all_metrics=False)["auroc"]
 
 
 def ood(confidence_id: V.ArrayLike, confidence_ood: V.ArrayLike) -> dict[str, float]:
@@ -65,19 +82,8 @@ def ood(confidence_id: V.ArrayLike, confidence_ood: V.ArrayLike) -> dict[str, fl
         >>> r["auroc"], r["fpr95"], round(r["aupr_in"], 4), round(r["aupr_out"], 4)
         (0.75, 0.6666666666666666, 0.8056, 0.75)
     """
-    counts, n_id, n_ood, empty = _counts(confidence_id, confidence_ood)
-    if counts is None:
+    cid, cood, empty = _checked(confidence_id, confidence_ood)
+    if empty:
         nan = V.warn_undefined(f"ood metrics are undefined: {empty} is empty (one class only); returning NaN")
         return {"auroc": nan, "fpr95": nan, "aupr_in": nan, "aupr_out": nan}
-    fp, tp = counts
-    # FPR95: first threshold with tp / n_ood >= 0.95, decided in integers (100 tp >= 95 n_ood)
-    first = int(np.searchsorted(100 * tp, TPR_TARGET_PERCENT * n_ood, side="left"))
-    fpr95 = fp[first] / n_id
-    # AUPR-Out: recall steps where OOD samples enter, precision tp / (tp + fp) there
-    dtp = np.diff(tp, prepend=0)
-    aupr_out = float(dtp @ (tp / (tp + fp))) / n_ood
-    # AUPR-In: ID positive, thresholds by decreasing confidence: counts of confidence >= value
-    tp_in = n_id - np.concatenate([[0], fp[:-1]])
-    fp_in = n_ood - np.concatenate([[0], tp[:-1]])
-    aupr_in = float(np.diff(fp, prepend=0) @ (tp_in / (tp_in + fp_in))) / n_id
-    return {"auroc": _auroc(fp, tp, n_id, n_ood), "fpr95": float(fpr95), "aupr_in": aupr_in, "aupr_out": aupr_out}
+    return _curve_sums(cid, cood, all_metrics=True)

@@ -11,11 +11,12 @@ accepted or rejected together, so nothing depends on the order of tied samples (
 from __future__ import annotations
 
 import math
+from typing import Iterator
 
 import numpy as np
 
 from . import _validate as V
-from ._kernels import merged_cumcounts
+from ._kernels import dot, merged_cumcount_blocks
 
 
 def _accept_mask(confidence: np.ndarray, accept: V.ArrayLike | float) -> np.ndarray:
@@ -41,8 +42,7 @@ def selective(confidence: V.ArrayLike, correct: V.ArrayLike, accept: V.ArrayLike
         >>> selective([0.9, 0.8, 0.3, 0.2], [1, 0, 0, 1], accept=0.5)
         {'coverage': 0.5, 'selective_risk': 0.5, 'saved_rate': 0.5, 'error_catch_rate': 0.5}
     """
-    conf = V.scores(confidence, "confidence")
-    ok = V.binary(correct, "correct", conf.shape[0], "confidence")
+    conf, ok = _checked(confidence, correct)
     acc = _accept_mask(conf, accept)
     n = conf.shape[0]
     n_acc = int(np.count_nonzero(acc))
@@ -65,21 +65,21 @@ def selective(confidence: V.ArrayLike, correct: V.ArrayLike, accept: V.ArrayLike
     return out
 
 
-def _rc_counts(confidence: V.ArrayLike, correct: V.ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """Per distinct confidence (descending): group size, #accepted and #accepted-wrong at that cut-off; N; #wrong."""
+def _checked(confidence: V.ArrayLike, correct: V.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     conf = V.scores(confidence, "confidence")
-    ok = V.binary(correct, "correct", conf.shape[0], "confidence")
-    n = conf.shape[0]
-    # ascending distinct values with cumulative counts of correct / wrong samples <= value
-    _, cum_ok, cum_wrong = merged_cumcounts(conf[ok], conf[~ok])
-    n_wrong = int(cum_wrong[-1]) if n else 0
-    cum = cum_ok + cum_wrong
-    below = np.concatenate([[0], cum[:-1]])  # samples strictly below each value
-    below_wrong = np.concatenate([[0], cum_wrong[:-1]])
-    group = (cum - below)[::-1]
-    accepted = (n - below)[::-1]  # samples with confidence >= value
-    accepted_wrong = (n_wrong - below_wrong)[::-1]
-    return group, accepted, accepted_wrong, n, n_wrong
+    return conf, V.binary(correct, "correct", conf.shape[0], "confidence")
+
+
+def _cutoffs(conf: np.ndarray, ok: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per distinct confidence, in ascending blocks: tie-group size, #samples and #wrong with confidence >= value."""
+    n, n_wrong = conf.size, conf.size - int(np.count_nonzero(ok))
+    below = below_wrong = 0  # samples (wrong samples) with confidence below the block
+    for _, cum_ok, cum_wrong in merged_cumcount_blocks(conf[ok], conf[~ok]):
+        cum = cum_ok + cum_wrong  # samples with confidence <= value
+        at_least = n - np.concatenate([[below], cum[:-1]])
+        wrong_at_least = n_wrong - np.concatenate([[below_wrong], cum_wrong[:-1]])
+        yield cum - (n - at_least), at_least, wrong_at_least
+        below, below_wrong = int(cum[-1]), int(cum_wrong[-1])
 
 
 def risk_coverage_curve(confidence: V.ArrayLike, correct: V.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -94,10 +94,13 @@ def risk_coverage_curve(confidence: V.ArrayLike, correct: V.ArrayLike) -> tuple[
         >>> cov.tolist(), risk.tolist()
         ([0.25, 0.75, 1.0], [0.0, 0.3333333333333333, 0.5])
     """
-    _, accepted, accepted_wrong, n, _ = _rc_counts(confidence, correct)
-    if n == 0:
+    conf, ok = _checked(confidence, correct)
+    if conf.size == 0:
         return np.zeros(0), np.zeros(0)
-    return accepted / n, accepted_wrong / accepted
+    parts = list(_cutoffs(conf, ok))
+    accepted = np.concatenate([p[1] for p in parts])[::-1]
+    accepted_wrong = np.concatenate([p[2] for p in parts])[::-1]
+    return accepted / conf.size, accepted_wrong / accepted
 
 
 def aurc(confidence: V.ArrayLike, correct: V.ArrayLike) -> dict[str, float]:
@@ -115,11 +118,13 @@ def aurc(confidence: V.ArrayLike, correct: V.ArrayLike) -> dict[str, float]:
         >>> aurc([0.9, 0.8, 0.7], [0, 1, 1])["aurc"]  # (1/1 + 1/2 + 1/3) / 3
         0.611111111111111
     """
-    group, accepted, accepted_wrong, n, n_wrong = _rc_counts(confidence, correct)
+    conf, ok = _checked(confidence, correct)
+    n = conf.size
     if n == 0:
         nan = V.warn_undefined("aurc is undefined for 0 samples; returning NaN")
         return {"aurc": nan, "eaurc": nan}
-    area = float(group @ (accepted_wrong / accepted)) / n
+    area = sum(float(dot(group, wrong / accepted)) for group, accepted, wrong in _cutoffs(conf, ok)) / n
+    n_wrong = n - int(np.count_nonzero(ok))
     r = n_wrong / n
     optimal = 1.0 if n_wrong == n else r + (1.0 - r) * math.log1p(-r)
     return {"aurc": area, "eaurc": area - optimal}
