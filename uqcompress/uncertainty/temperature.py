@@ -3,7 +3,7 @@
 Example:
     >>> import torch
     >>> from uqcompress.uncertainty.temperature import fit_temperature
-    >>> torch.manual_seed(0); y = torch.randint(0, 3, (500,)); z = 5 * torch.nn.functional.one_hot(y, 3).float()
+    >>> _ = torch.manual_seed(0); y = torch.randint(0, 3, (500,)); z = 5 * torch.nn.functional.one_hot(y, 3).float()
     >>> fit_temperature(z, y) < 1.0   # already over-correct logits => sharpen, never a crash
     True
 """
