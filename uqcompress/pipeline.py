@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "selector": {"name": "coverage", "target": 0.9},
     "ood": {"name": "none"},
     "latency": {"batch_size": 32, "repeats": 10, "warmup": 2},
+    "deploy": {"export": None, "model": "compressed"},
 }
 
 
@@ -81,6 +82,8 @@ def resolve_device(device: str) -> str:
 
 def _merge(defaults: dict, cfg: dict) -> dict:
     out = dict(defaults)
+    if isinstance(cfg.get("name"), str) and cfg.get("name") != out.get("name"):
+        return dict(cfg)  # another choice of a config group (selector=risk): the default's options do not apply
     for k, v in cfg.items():
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
@@ -236,4 +239,10 @@ def run_config(cfg: dict) -> RunResult:
         if isinstance(v, (str, int, float, bool)):
             meta[f"info.baseline.{k}"] = v
     result.metrics.update(meta)
+    deploy = dict(cfg.get("deploy") or {})
+    if deploy.get("export"):  # deploy.export=PATH: one-file SelectivePredictor of the compressed (or baseline) model
+        from uqcompress.predictor import export_run
+
+        path = export_run(result, cfg, data, deploy["export"], which=deploy.get("model", "compressed"))
+        result.metrics["deploy.path"] = str(path)
     return result
