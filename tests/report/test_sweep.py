@@ -25,7 +25,7 @@ def _events(cache: Path, kind: str = "logits") -> list[dict]:
 @pytest.mark.slow
 def test_sweep_infers_baseline_once_and_each_scheme_once(cli, tmp_path):
     cache = tmp_path / "cache"
-    r = cli("--multirun", "quant=none,int8", "selector.target=0.8,0.9", *FAST, f"cache_dir={cache}",
+    r = cli("--multirun", "quant=none,int8", "uncertainty=msp,entropy", *FAST, f"cache_dir={cache}",
                 f"hydra.sweep.dir={tmp_path / 'sweep'}")
     assert r.returncode == 0, r.stderr[-3000:]
     assert len(list((tmp_path / "sweep").rglob("results.json"))) == 4
