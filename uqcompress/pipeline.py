@@ -23,7 +23,7 @@ from uqcompress import metrics as M
 from uqcompress.compress import CompressContext, compress
 from uqcompress.data import DataBundle, Split, conform_images, load_dataset
 from uqcompress.inference import collect_outputs
-from uqcompress.measure import latency_ms_per_sample, state_dict_bytes
+from uqcompress.measure import latency_ms_per_sample, state_dict_bytes, weight_bits, weight_sparsity
 from uqcompress.models import BuildContext, build_model
 from uqcompress.models.base import ModelBundle
 from uqcompress.progress import set_progress
@@ -153,9 +153,12 @@ def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg
         m.update({f"ood_{k}": v for k, v in o.items()})
         m["ood_coverage"] = float(accept["ood"].double().mean())  # share of OOD inputs the selector still answers
     m["model_size_bytes"] = state_dict_bytes(bundle.module)
+    m["bits"] = bundle.info.get("bits", weight_bits(bundle.module))  # measured for models no scheme touched
+    m["sparsity"] = bundle.info.get("sparsity", weight_sparsity(bundle.module))
     lat = dict(cfg["latency"])
     m.update(latency_ms_per_sample(bundle, data["test"].x, **lat))
-    for k in ("scheme", "bits", "simulated", "sparsity", "backend", "note"):
+    for k in ("scheme", "act_bits", "simulated", "sparsity_target", "group_size",
+              "calibration_samples", "backend", "note"):
         if k in bundle.info:
             m[k] = bundle.info[k]
     return ModelEval(bundle, outputs, probs, conf, accept, scorer, selector, m)
