@@ -128,3 +128,13 @@ def test_ece_on_tied_rows_matches_netcal(seed, n, k):
     assert M.ece(p, y) == pytest.approx(netcal_ece(p, y), abs=1e-12)
     r = M.calibration(p, y)
     assert 0.0 <= r["ece"] <= 1.0 and 0.0 <= r["brier"] <= 2.0 and r["nll"] >= 0.0
+
+
+def test_netcal_is_no_top_label_reference_with_two_label_values():
+    """Why netcal comparisons use >= 3 classes: with <= 2 distinct labels it scores p[:, 1], not the top label."""
+    # top conf 0.85 for both rows (one right, one wrong): one bin, |(0.85 + 0.85) - 1| / 2 = 0.35
+    p = np.array([[0.85, 0.15], [0.15, 0.85]])
+    y = np.array([0, 0])
+    assert M.ece(p, y) == pytest.approx(0.35, abs=1e-15)
+    # netcal bins p[:, 1] = 0.15 and 0.85 against y as "matched": (0.15 + 0.85) / 2 = 0.5
+    assert float(ECE(bins=15).measure(p, y)) == pytest.approx(0.5, abs=1e-6)

@@ -1,12 +1,13 @@
 """Fast vectorised building blocks shared by several metrics (no validation here: callers validate first).
 
 Speed notes (measured on 2 cores, 1M rows; see scripts/bench_metrics.py):
-- ``torch.max(dim=1)`` returns max and argmax in one fused pass, ~4x faster than numpy's ``argmax`` + ``max``.
+- ``torch.max(dim=1)`` returns max and argmax in one fused pass: on an idle 2-core machine ~2x faster than numpy's
+  ``argmax`` alone (its two threads; single-threaded both cost ~27 ms per 1M x 10 float32).
 - Ranking two score sets (ID vs OOD, correct vs wrong) sorts each set with numpy's SIMD sort and then merges the two
   sorted runs with a stable argsort, which timsort does in linear time; that is ~2x faster than one argsort of the
   concatenation and gives tie groups for free.
 - No BLAS for row sums and inner products (einsum instead): OpenBLAS's thread hand-off costs more than the work.
-- Row-wise float64 work on (N, K) matrices runs in row blocks of ~1M elements so temporaries stay in cache and
+- Row-wise float64 work on (N, K) matrices runs in row blocks of ~128k elements so temporaries stay in cache and
   memory stays bounded for large K.
 """
 from __future__ import annotations
@@ -16,9 +17,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-BLOCK_ELEMS = 1 << 17
-
-
+BLOCK_ELEMS = 1 << 17  # elements per row block of (N, K) float64 work (1 MiB)
 TORCH_MIN_ELEMS = 1 << 16  # below this, torch's thread-pool wake-up costs more than the work on a busy machine
 
 
