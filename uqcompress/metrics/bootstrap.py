@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import _validate as V
-from ._kernels import top1
+from ._kernels import argmax_rows
 from .agreement import flips
 from .classification import accuracy
 from .ood import auroc, ood
@@ -59,7 +59,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def _accuracy_stats(probs, labels):
     p = V.probs(probs, "probs")
     y = V.labels(labels, "labels", p.shape[0], p.shape[1])
-    ok = top1(p)[1] == y
+    ok = argmax_rows(p) == y
     return ok[:, None], lambda s, n: s[:, 0] / n
 
 
@@ -68,7 +68,7 @@ def _flips_stats(base_probs, comp_probs, labels):
     c = V.probs(comp_probs, "comp_probs")
     V.same_shape(b, "base_probs", c, "comp_probs")
     y = V.labels(labels, "labels", b.shape[0], b.shape[1], like="base_probs")
-    pb, pc = top1(b)[1], top1(c)[1]
+    pb, pc = argmax_rows(b), argmax_rows(c)
     ok_b, ok_c = pb == y, pc == y
     cols = np.stack([ok_b > ok_c, ok_c > ok_b, pb != pc], axis=1)
 
