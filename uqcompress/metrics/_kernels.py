@@ -55,7 +55,7 @@ def argmax_rows(p: np.ndarray) -> np.ndarray:
     return top1(p)[1] if _use_torch(p) else p.argmax(axis=1)
 
 
-def dot(a: np.ndarray, b: np.ndarray):
+def dot(a: np.ndarray, b: np.ndarray) -> np.number:
     """Inner product of two 1-D arrays without BLAS (int64 inputs stay exact integers).
 
     A multithreaded BLAS ``ddot`` costs milliseconds of thread hand-off on a busy 2-core machine for work that

@@ -41,13 +41,6 @@ def _index_chunks(rng: np.random.Generator, sizes: list[int], n_boot: int, paire
         done += b
 
 
-def _counts(idx: np.ndarray, n: int) -> np.ndarray:
-    """(b, n) float64 matrix: how often each row was drawn in each replicate."""
-    b = idx.shape[0]
-    flat = idx + (np.arange(b) * n)[:, None]
-    return np.bincount(flat.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-
-
 # ---- vectorised replicates: per-sample indicator columns (bool, N x m); a replicate's counts are the number of
 # drawn rows where each indicator is set: one gather + count per column, no Python loop over replicates ----------
 
@@ -106,6 +99,13 @@ def _paired_fast(builder, arrays, kwargs, n_boot, rng) -> Any:
         sums = np.stack([np.count_nonzero(c[idx], axis=1) for c in cols], axis=1).astype(np.float64)
         out.append(combine(sums, n))
     return _stack(out)
+
+
+def _counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """(b, n) float64 matrix: how often each index in [0, n) was drawn in each of b replicates."""
+    b = idx.shape[0]
+    flat = idx + (np.arange(b) * n)[:, None]
+    return np.bincount(flat.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
 
 
 def _auroc_fast(arrays, n_boot, rng) -> np.ndarray:
