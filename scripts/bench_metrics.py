@@ -228,7 +228,7 @@ def main() -> None:
         warnings.simplefilter("ignore")
         for name, ours, peers in rows:
             (t, c), tp = bench(ours, peers, args.repeats)
-            totals[name] = t
+            totals[name] = (t, c)
             if tp:
                 best = min(tp, key=lambda k: tp[k][0])
                 others = ", ".join(f"{k} {v[0]:.3f}" for k, v in tp.items())
@@ -236,8 +236,13 @@ def main() -> None:
                       f"{c / tp[best][1]:9.2f}   {others}")
             else:
                 print(f"{name:{w}} {t:7.3f}s {'-':>26} {'-':>9} {'-':>9}")
-    total = sum(totals[k] for k in DESIGN_SET)
-    print(f"\nwhole set ({', '.join(DESIGN_SET)}): {total:.3f}s")
+    wall = sum(totals[k][0] for k in DESIGN_SET)
+    cpu = sum(totals[k][1] for k in DESIGN_SET)
+    print(f"\nwhole set ({', '.join(DESIGN_SET)}): {wall:.3f}s wall, {cpu:.3f}s CPU")
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1):
+        print(f"note: load average {load:.1f} > {os.cpu_count()} CPUs: wall times are inflated by other jobs; "
+              "the CPU-time ratio is the steadier comparison")
     if not args.no_bootstrap:
         print("\nbootstrap_ci, n_boot=1000, 10,000 samples (OOD: 10k + 10k): vectorised vs one call per replicate")
         print(f"{'metric':{w}} {'ours':>9} {'loop':>9} {'ours/loop':>9}")
