@@ -55,7 +55,7 @@ def prob_pairs(draw):
     return p, q, y
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(prob_pairs())
 def test_flip_invariants(pqy):
     p, q, y = pqy
@@ -67,7 +67,7 @@ def test_flip_invariants(pqy):
     assert M.flips(p, p, y)["all_flips"] == 0.0
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(prob_pairs())
 def test_kl_invariants_and_scipy_reference(pqy):
     p, q, _ = pqy

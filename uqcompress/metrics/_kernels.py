@@ -1,38 +1,61 @@
 """Fast vectorised building blocks shared by several metrics (no validation here: callers validate first).
 
 Speed notes (measured on 2 cores, 1M rows; see scripts/bench_metrics.py):
-- ``torch.max(dim=1)`` returns max and argmax in one fused pass, ~4x faster than numpy's ``argmax`` + ``max``.
+- ``torch.max(dim=1)`` returns max and argmax in one fused pass: on an idle 2-core machine ~2x faster than numpy's
+  ``argmax`` alone (its two threads; single-threaded both cost ~27 ms per 1M x 10 float32), so it is used only
+  for large inputs while a core is idle (see :func:`top1`).
 - Ranking two score sets (ID vs OOD, correct vs wrong) sorts each set with numpy's SIMD sort and then merges the two
   sorted runs with a stable argsort, which timsort does in linear time; that is ~2x faster than one argsort of the
   concatenation and gives tie groups for free.
 - No BLAS for row sums and inner products (einsum instead): OpenBLAS's thread hand-off costs more than the work.
-- Row-wise float64 work on (N, K) matrices runs in row blocks of ~1M elements so temporaries stay in cache and
+- Row-wise float64 work on (N, K) matrices runs in row blocks of ~128k elements so temporaries stay in cache and
   memory stays bounded for large K.
 """
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 import numpy as np
 import torch
 
-BLOCK_ELEMS = 1 << 17
+BLOCK_ELEMS = 1 << 17  # elements per row block of (N, K) float64 work (1 MiB)
+TORCH_MIN_ELEMS = 1 << 20  # torch's threaded max pays off from ~1M elements, and only with an idle core
 
 
-TORCH_MIN_ELEMS = 1 << 16  # below this, torch's thread-pool wake-up costs more than the work on a busy machine
+def _idle_core() -> bool:
+    """Whether another core is free (1-minute load average below cores - 1). On an oversubscribed machine an
+    OpenMP parallel region can wait a scheduler tick (~16 ms) for its second thread, 100x the work at 10k rows."""
+    try:
+        return os.getloadavg()[0] + 1.0 < (os.cpu_count() or 1)
+    except (AttributeError, OSError):  # no load average on this platform
+        return True
+
+
+def _use_torch(p: np.ndarray) -> bool:
+    fast_dtype = p.dtype in (np.float32, np.float64)
+    return p.size >= TORCH_MIN_ELEMS and fast_dtype and p.flags.writeable and p.flags.c_contiguous and _idle_core()
 
 
 def top1(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Max probability and argmax per row of a (N, K) array; the first index wins ties, like ``np.argmax``."""
-    fast_dtype = p.dtype in (np.float32, np.float64)
-    if p.size >= TORCH_MIN_ELEMS and fast_dtype and p.flags.writeable and p.flags.c_contiguous:
+    """Max probability and argmax per row of a (N, K) array; the first index wins ties, like ``np.argmax``.
+
+    Both paths give identical results; torch's fused max-with-indices runs on two threads (~2x numpy's single-thread
+    argmax on 1M x 10 on an idle 2-core machine), numpy is used for small inputs and on a busy machine.
+    """
+    if _use_torch(p):
         v, i = torch.from_numpy(p).max(dim=1)
         return v.numpy(), i.numpy()
     i = p.argmax(axis=1)
     return np.take_along_axis(p, i[:, None], axis=1)[:, 0], i
 
 
-def dot(a: np.ndarray, b: np.ndarray):
+def argmax_rows(p: np.ndarray) -> np.ndarray:
+    """The argmax of :func:`top1` alone (skips gathering the max on the numpy path)."""
+    return top1(p)[1] if _use_torch(p) else p.argmax(axis=1)
+
+
+def dot(a: np.ndarray, b: np.ndarray) -> np.number:
     """Inner product of two 1-D arrays without BLAS (int64 inputs stay exact integers).
 
     A multithreaded BLAS ``ddot`` costs milliseconds of thread hand-off on a busy 2-core machine for work that

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as V
-from ._kernels import row_blocks, top1
+from ._kernels import argmax_rows, row_blocks
 
 
 def _pair(base: V.ArrayLike, comp: V.ArrayLike, kind: str) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +40,7 @@ def flips(base_probs: V.ArrayLike, comp_probs: V.ArrayLike, labels: V.ArrayLike)
     if n == 0:
         nan = V.warn_undefined("flips are undefined for 0 samples; returning NaN")
         return {"flips": nan, "c2i": nan, "i2c": nan, "all_flips": nan, "agreement": nan}
-    pb, pc = top1(b)[1], top1(c)[1]
+    pb, pc = argmax_rows(b), argmax_rows(c)
     ok_b, ok_c = pb == y, pc == y
     c2i = int(np.count_nonzero(ok_b > ok_c))
     i2c = int(np.count_nonzero(ok_c > ok_b))

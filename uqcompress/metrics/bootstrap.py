@@ -6,8 +6,8 @@ OOD confidences of :func:`~uqcompress.metrics.ood`). The interval is the (alpha/
 replicates (numpy's default linear interpolation). Replicates come from ``numpy.random.default_rng(seed)``.
 
 Speed: :func:`accuracy`, :func:`flips`, :func:`selective` and :func:`auroc` are computed for all replicates at once
-from per-sample counts (matrix products over resampling counts), with exactly the same resamples as the generic
-path, which calls the metric once per replicate.
+(counts of per-sample indicators, or per-value counts for AUROC's rank statistic), with exactly the same resamples
+as the generic path, which calls the metric once per replicate.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import _validate as V
-from ._kernels import top1
+from ._kernels import argmax_rows
 from .agreement import flips
 from .classification import accuracy
 from .ood import auroc, ood
@@ -41,14 +41,8 @@ def _index_chunks(rng: np.random.Generator, sizes: list[int], n_boot: int, paire
         done += b
 
 
-def _counts(idx: np.ndarray, n: int) -> np.ndarray:
-    """(b, n) float64 matrix: how often each row was drawn in each replicate."""
-    b = idx.shape[0]
-    flat = idx + (np.arange(b) * n)[:, None]
-    return np.bincount(flat.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-
-
-# ---- vectorised replicates: per-sample indicator columns S (N, m); a replicate's sums are counts @ S ----------------
+# ---- vectorised replicates: per-sample indicator columns (bool, N x m); a replicate's counts are the number of
+# drawn rows where each indicator is set: one gather + count per column, no Python loop over replicates ----------
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -58,8 +52,8 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 def _accuracy_stats(probs, labels):
     p = V.probs(probs, "probs")
     y = V.labels(labels, "labels", p.shape[0], p.shape[1])
-    ok = top1(p)[1] == y
-    return ok[:, None].astype(np.float64), lambda s, n: s[:, 0] / n
+    ok = argmax_rows(p) == y
+    return ok[:, None], lambda s, n: s[:, 0] / n
 
 
 def _flips_stats(base_probs, comp_probs, labels):
@@ -67,9 +61,9 @@ def _flips_stats(base_probs, comp_probs, labels):
     c = V.probs(comp_probs, "comp_probs")
     V.same_shape(b, "base_probs", c, "comp_probs")
     y = V.labels(labels, "labels", b.shape[0], b.shape[1], like="base_probs")
-    pb, pc = top1(b)[1], top1(c)[1]
+    pb, pc = argmax_rows(b), argmax_rows(c)
     ok_b, ok_c = pb == y, pc == y
-    cols = np.stack([ok_b > ok_c, ok_c > ok_b, pb != pc], axis=1).astype(np.float64)
+    cols = np.stack([ok_b > ok_c, ok_c > ok_b, pb != pc], axis=1)
 
     def combine(s, n):
         return {"flips": (s[:, 0] + s[:, 1]) / n, "c2i": s[:, 0] / n, "i2c": s[:, 1] / n,
@@ -83,7 +77,7 @@ def _selective_stats(confidence, correct, accept):
     ok = V.binary(correct, "correct", conf.shape[0], "confidence")
     acc = _accept_mask(conf, accept)
     wrong = ~ok
-    cols = np.stack([acc, acc & wrong, ~acc & wrong, wrong], axis=1).astype(np.float64)
+    cols = np.stack([acc, acc & wrong, ~acc & wrong, wrong], axis=1)
 
     def combine(s, n):
         return {"coverage": s[:, 0] / n, "selective_risk": _ratio(s[:, 1], s[:, 0]),
@@ -99,10 +93,19 @@ _UNPAIRED = {auroc, ood}  # metrics of two independent samples (ID, OOD)
 def _paired_fast(builder, arrays, kwargs, n_boot, rng) -> Any:
     cols, combine = builder(*arrays, **kwargs)
     n = cols.shape[0]
+    cols = [np.ascontiguousarray(c) for c in cols.T]
     out = []
     for (idx,) in _index_chunks(rng, [n], n_boot, paired=True):
-        out.append(combine(_counts(idx, n) @ cols, n))
+        sums = np.stack([np.count_nonzero(c[idx], axis=1) for c in cols], axis=1).astype(np.float64)
+        out.append(combine(sums, n))
     return _stack(out)
+
+
+def _counts(idx: np.ndarray, n: int) -> np.ndarray:
+    """(b, n) float64 matrix: how often each index in [0, n) was drawn in each of b replicates."""
+    b = idx.shape[0]
+    flat = idx + (np.arange(b) * n)[:, None]
+    return np.bincount(flat.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
 
 
 def _auroc_fast(arrays, n_boot, rng) -> np.ndarray:

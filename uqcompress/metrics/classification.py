@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate as V
-from ._kernels import bin_index, row_blocks, top1
+from ._kernels import argmax_rows, bin_index, row_blocks, top1
 
 
 def _checked(probs: V.ArrayLike, labels: V.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -28,8 +28,7 @@ def accuracy(probs: V.ArrayLike, labels: V.ArrayLike) -> float:
     p, y = _checked(probs, labels)
     if p.shape[0] == 0:
         return V.warn_undefined("accuracy is undefined for 0 samples; returning NaN")
-    _, pred = top1(p)
-    return int(np.count_nonzero(pred == y)) / p.shape[0]
+    return int(np.count_nonzero(argmax_rows(p) == y)) / p.shape[0]
 
 
 def _ece(conf: np.ndarray, correct: np.ndarray, n_bins: int) -> float:

@@ -19,6 +19,11 @@ from . import _validate as V
 from ._kernels import dot, merged_cumcount_blocks
 
 
+def _checked(confidence: V.ArrayLike, correct: V.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    conf = V.scores(confidence, "confidence")
+    return conf, V.binary(correct, "correct", conf.shape[0], "confidence")
+
+
 def _accept_mask(confidence: np.ndarray, accept: V.ArrayLike | float) -> np.ndarray:
     if isinstance(accept, (float, int, np.floating, np.integer)) and not isinstance(accept, (bool, np.bool_)):
         t = float(accept)
@@ -65,20 +70,14 @@ def selective(confidence: V.ArrayLike, correct: V.ArrayLike, accept: V.ArrayLike
     return out
 
 
-def _checked(confidence: V.ArrayLike, correct: V.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    conf = V.scores(confidence, "confidence")
-    return conf, V.binary(correct, "correct", conf.shape[0], "confidence")
-
-
 def _cutoffs(conf: np.ndarray, ok: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per distinct confidence, in ascending blocks: tie-group size, #samples and #wrong with confidence >= value."""
     n, n_wrong = conf.size, conf.size - int(np.count_nonzero(ok))
     below = below_wrong = 0  # samples (wrong samples) with confidence below the block
     for _, cum_ok, cum_wrong in merged_cumcount_blocks(conf[ok], conf[~ok]):
         cum = cum_ok + cum_wrong  # samples with confidence <= value
-        at_least = n - np.concatenate([[below], cum[:-1]])
-        wrong_at_least = n_wrong - np.concatenate([[below_wrong], cum_wrong[:-1]])
-        yield cum - (n - at_least), at_least, wrong_at_least
+        cum_below = np.concatenate([[below], cum[:-1]])  # samples with confidence < value
+        yield cum - cum_below, n - cum_below, n_wrong - np.concatenate([[below_wrong], cum_wrong[:-1]])
         below, below_wrong = int(cum[-1]), int(cum_wrong[-1])
 
 
