@@ -89,17 +89,19 @@ def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
 
     Quantized: dropped entries become the zero point, kept integers are unchanged and the scale becomes
     scale / (1 - p), so the dequantized result is exactly dropout of the dequantized input (no clipping).
+    The mask is ``rand >= p`` (several times faster on CPU than ``bernoulli_``, same distribution).
     """
     if p <= 0:
         return x
     if not x.is_quantized:
-        return nn.functional.dropout(x, p, training=True)
+        keep = torch.rand(x.shape, device=x.device) >= p
+        return x * keep / (1.0 - p)
     if x.qscheme() not in (torch.per_tensor_affine, torch.per_tensor_symmetric):
         raise ValueError(f"MC-dropout on a quantized activation needs per-tensor quantization, got {x.qscheme()}")
     ints = x.int_repr()
     keep = torch.rand(ints.shape, device=ints.device) >= p
     zp = x.q_zero_point()
-    out = torch.where(keep, ints, torch.full_like(ints, zp))
+    out = ints * keep if zp == 0 else torch.where(keep, ints, torch.full_like(ints, zp))
     return torch._make_per_tensor_quantized_tensor(out, x.q_scale() / (1.0 - p), zp)
 
 
