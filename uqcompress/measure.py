@@ -114,9 +114,10 @@ def weight_bits(module: nn.Module) -> int:
 
 
 def compare_latency(bundles: dict[str, ModelBundle], x: Any, batch_size: int = 32, repeats: int = 15,
-                    warmup: int = 3) -> dict[str, float]:
-    """Median ms per sample for each bundle, timed *interleaved* (one batch of each per round) so that load from
-    other processes on a shared machine hits every model alike; ratios between them are then meaningful.
+                    warmup: int = 3, stat: str = "median") -> dict[str, float]:
+    """Median (``stat="median"``) or best (``stat="min"``, the least-disturbed run) ms per sample for each bundle, timed *interleaved* (one batch of each per round, the order rotated
+    every round so no model always runs first) so that load from other processes on a shared machine hits every
+    model alike; ratios between them are then meaningful.
 
     Example:
         >>> import torch
@@ -125,16 +126,20 @@ def compare_latency(bundles: dict[str, ModelBundle], x: Any, batch_size: int = 3
         >>> sorted(compare_latency({"a": b, "b": b}, torch.zeros(4, 8), repeats=2, warmup=1))
         ['a', 'b']
     """
+    if stat not in ("median", "min"):
+        raise ValueError(f"stat='{stat}' is not one of: median, min")
     batch = x[:batch_size]
     n = len(batch)
     inputs = {k: b.prepare(batch) for k, b in bundles.items()}
     times: dict[str, list[float]] = {k: [] for k in bundles}
+    keys = list(bundles)
     with torch.inference_mode():
         for i in range(warmup + repeats):
-            for k, b in bundles.items():
-                module = b.module.eval()
+            for k in keys[i % len(keys):] + keys[: i % len(keys)]:
+                module = bundles[k].module.eval()
                 t0 = time.perf_counter()
                 call_module(module, inputs[k])
                 if i >= warmup:
                     times[k].append(time.perf_counter() - t0)
-    return {k: 1000.0 * statistics.median(v) / n for k, v in times.items()}
+    reduce = statistics.median if stat == "median" else min
+    return {k: 1000.0 * reduce(v) / n for k, v in times.items()}

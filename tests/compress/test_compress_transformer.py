@@ -86,6 +86,12 @@ def test_int8_static_refuses_transformer_with_one_line_hint(bert_bundle, texts):
     assert "\n" not in msg and "tiny_bert" in msg and "quant=int8" in msg and "int8_dynamic" in msg
 
 
+def test_int8_static_fallback_is_explicit_and_reported(bert_bundle, texts):
+    out = compress(bert_bundle, {"name": "int8", "fallback": "int8_dynamic"}, texts, CTX)
+    assert out.info["scheme"] == "int8_dynamic" and "fell back to quant=int8_dynamic" in out.info["note"]
+    assert out.logits(texts[:2]).shape == (2, 3)
+
+
 @pytest.mark.parametrize("name", ["bert.encoder.layer.0.attention.self.query", "model.layers.2.self_attn.o_proj",
                                   "blocks.3.attn.qkv", "transformer.layer.1.attention.q_lin"])
 def test_block_kind_attention(name):

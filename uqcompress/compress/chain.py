@@ -57,16 +57,17 @@ def _steps(name: str, cfg: dict) -> list[dict[str, Any]]:
 def _chain(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     cfg = resolve(name, cfg, {"steps": None})
     steps = _steps(name, cfg)
-    current, pruned_names, facts, notes = bundle, None, {}, []
+    current, pruned_names, facts, notes = bundle, [], {}, []
     for step in steps:
         if step["name"] in PRUNE_STEPS:
-            pruned_names = select_layers(current, current.module, {"target": "all", "include_head": False, **step},
-                                         PRUNABLE, step["name"])
+            names = select_layers(current, current.module, {"target": "all", "include_head": False, **step},
+                                  PRUNABLE, step["name"])
+            pruned_names += [n for n in names if n not in pruned_names]
         current = SCHEMES.get(step["name"])(current, step, calib_x, ctx)
         facts.update({k: v for k, v in current.info.items() if k not in bundle.info or bundle.info[k] != v})
         if current.info.get("note") and current.info["note"] not in notes:
             notes.append(current.info["note"])
-    if pruned_names is not None:  # re-measure on the final model (quantized weights are dequantized to count)
+    if pruned_names:  # re-measure on the final model (quantized weights are dequantized to count)
         try:
             facts["sparsity"] = weight_sparsity(current.module, pruned_names)
         except AttributeError:  # a later step renamed/fused the layers: keep the prune step's measurement

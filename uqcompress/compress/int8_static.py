@@ -3,7 +3,8 @@
 Observers are calibrated on the calibration split; Conv-BN-ReLU are fused first. The calibrated, converted model's
 state is cached (key: baseline weights, resolved config, calibration data), so a warm run rebuilds the structure
 and loads it without calibrating. A model FX cannot trace (e.g. a Hugging Face transformer) fails with one line
-naming the model, the scheme and what to use instead. CPU only (torch.ao quantized kernels).
+naming the model, the scheme and what to use instead, or, with ``quant.fallback=int8_dynamic``, is quantized by
+that scheme instead (``info['note']`` says so). CPU only (torch.ao quantized kernels).
 
 Example:
     >>> import torch
@@ -31,21 +32,41 @@ from uqcompress.models.base import ModelBundle
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"backend": "x86", "calibration_samples": 512}
+DEFAULTS = {"backend": "x86", "calibration_samples": 512, "fallback": None}
 BACKENDS = ("x86", "fbgemm", "qnnpack", "onednn")
+FALLBACKS = ("int8_dynamic", "int8_weight_only")
+
+
+class NotTraceable(ValueError):
+    """torch.ao FX cannot trace (or run) the model."""
 
 
 def _refuse(bundle: ModelBundle, why: str) -> ValueError:
-    return ValueError(f"model '{bundle.name}' cannot be quantized with quant=int8 ({why}); "
-                      "use quant=int8_dynamic or quant=int8_weight_only instead")
+    return NotTraceable(f"model '{bundle.name}' cannot be quantized with quant=int8 ({why}); "
+                        "use quant=int8_dynamic or quant=int8_weight_only instead (or quant.fallback=int8_dynamic)")
 
 
 @SCHEMES.register("int8")
 def int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
+    cfg = resolve("int8", cfg, DEFAULTS)
+    fallback = cfg["fallback"]
+    if fallback is not None and fallback not in FALLBACKS:
+        raise ValueError(f"quant.fallback='{fallback}' is not one of: null, {', '.join(FALLBACKS)}")
+    try:
+        return _int8_static(bundle, cfg, calib_x, ctx)
+    except NotTraceable as e:
+        if fallback is None:
+            raise
+        log.warning("%s; falling back to quant=%s", e, fallback)
+        out = SCHEMES.get(fallback)(bundle, {"name": fallback}, calib_x, ctx)
+        note = f"quant=int8 could not quantize '{bundle.name}' (torch.ao FX); fell back to quant={fallback}"
+        return out.with_module(out.module, out.fingerprint, note=f"{note}; {out.info.get('note', '')}".rstrip("; "))
+
+
+def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-    cfg = resolve("int8", cfg, DEFAULTS)
     backend = cfg["backend"]
     if backend not in BACKENDS:
         raise ValueError(f"quant.backend='{backend}' is not one of: {', '.join(BACKENDS)}")
@@ -53,7 +74,8 @@ def int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -
         raise ValueError(f"quant.backend='{backend}' is not supported by this torch build; supported: "
                          f"{', '.join(e for e in torch.backends.quantized.supported_engines if e != 'none')}")
     if module_device(bundle.module) != "cpu":
-        raise _refuse(bundle, "torch.ao static int8 kernels run on CPU only; the model is on cuda")
+        raise ValueError(f"model '{bundle.name}' is on cuda but quant=int8 (torch.ao static) runs on CPU only; "
+                         "use quant=int8_weight_only on GPU")
     n_calib = int(cfg["calibration_samples"])
     if n_calib < 1:
         raise ValueError(f"quant.calibration_samples={n_calib} must be >= 1")
