@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from conftest import run_cli
 from uqcompress.data import load_dataset
 
-FAST = ["limit=300", "model.epochs=6", "model.batch_size=32", "progress=false", "latency.repeats=2"]
+FAST = ["limit=300", "model.epochs=6", "model.batch_size=32", "progress=false", "latency.repeats=2",
+        "threads=1"]  # one thread: tiny models on a shared CPU train faster without thread contention
 
 
 def npz(tmp_path, name="d.npz", **arrays):

@@ -64,11 +64,6 @@ def _images(values: list[Any], cfg: dict, source: str, column: str) -> torch.Ten
     return torch.from_numpy(np.stack(arrays).astype(np.float32))
 
 
-def _check_column(ds: Any, name: str, source: str, what: str) -> None:
-    if name not in ds.column_names:
-        raise ValueError(f"{source}: no column '{name}' (data.{what}); it has: {', '.join(ds.column_names)}")
-
-
 @DATASETS.register("hf_disk")
 def load_hf_disk(cfg: dict, seed: int) -> DataBundle:
     path = user_path(cfg, "hf_disk", "DIR")
@@ -86,43 +81,49 @@ def load_hf_disk(cfg: dict, seed: int) -> DataBundle:
                              "test")
         names = list(loaded)
         parts = [loaded[s] for s in names]
-        ds = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
         given = np.asarray([SPLIT_ALIASES[s.lower()] for s, p in zip(names, parts) for _ in range(len(p))], dtype=object)
     else:
-        ds, given = loaded, None
-    if len(ds) == 0:
+        parts, given = [loaded], None
+    columns = list(parts[0].column_names)
+    n = sum(len(p) for p in parts)
+    if n == 0:
         raise ValueError(f"{source}: the data set has no rows")
+
+    def column(name: str, what: str) -> list[Any]:
+        """One column over all splits, as a list (datasets may return lazy column objects)."""
+        for p in parts:
+            if name not in p.column_names:
+                raise ValueError(f"{source}: no column '{name}' (data.{what}); it has: {', '.join(p.column_names)}")
+        return [v for p in parts for v in p[name]]
+
     text_col, image_col = cfg.get("text_column"), cfg.get("image_column")
     if not text_col and not image_col:  # the usual names
-        text_col = next((c for c in ("text", "sentence") if c in ds.column_names), None)
-        image_col = None if text_col else next((c for c in ("image", "img") if c in ds.column_names), None)
+        text_col = next((c for c in ("text", "sentence") if c in columns), None)
+        image_col = None if text_col else next((c for c in ("image", "img") if c in columns), None)
     if bool(text_col) == bool(image_col):
         raise ValueError(f"data=hf_disk needs exactly one of data.text_column, data.image_column (columns of "
-                         f"{source}: {', '.join(ds.column_names)})")
+                         f"{source}: {', '.join(columns)})")
     if text_col:
-        _check_column(ds, text_col, source, "text_column")
-        x: Any = [str(t) if t is not None else "" for t in ds[text_col]]
+        x: Any = [str(t) if t is not None else "" for t in column(text_col, "text_column")]
         modality = "text"
     else:
-        _check_column(ds, image_col, source, "image_column")
-        x, modality = _images(ds[image_col], cfg, source, image_col), "image"
+        x, modality = _images(column(image_col, "image_column"), cfg, source, image_col), "image"
     label_col = cfg.get("label_column", "label")
     y = mapping = None
     class_names = list(cfg.get("class_names") or []) or None
-    if label_col and (label_col in ds.column_names or not is_ood(cfg)):
-        _check_column(ds, label_col, source, "label_column")
-        feature = ds.features[label_col]
+    if label_col and (label_col in columns or not is_ood(cfg)):
+        values = column(label_col, "label_column")
+        feature = parts[0].features[label_col]
         class_label = hasattr(feature, "names") and hasattr(feature, "str2int")  # ClassLabel: ids + names
         if class_label and class_names is None:
             class_names = list(feature.names)
-        y, names, mapping = encode_labels(np.asarray(ds[label_col]), source, label_col,
+        y, names, mapping = encode_labels(np.asarray(values), source, label_col,
                                           order=None if class_label else class_names)
         class_names = class_names or names
     elif not is_ood(cfg):
-        raise ValueError(f"data=hf_disk needs data.label_column (columns of {source}: {', '.join(ds.column_names)})")
+        raise ValueError(f"data=hf_disk needs data.label_column (columns of {source}: {', '.join(columns)})")
     if cfg.get("split_column"):
         col = cfg["split_column"]
-        _check_column(ds, col, source, "split_column")
-        given = split_names(ds[col], source, col)
+        given = split_names(column(col, "split_column"), source, col)
     return build_bundle("hf_disk", source, modality, x, y, cfg, seed, given_splits=given, class_names=class_names,
-                        label_mapping=mapping, info={"source": f"datasets folder {source} ({len(ds)} rows)"})
+                        label_mapping=mapping, info={"source": f"datasets folder {source} ({n} rows)"})
