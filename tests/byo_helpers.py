@@ -44,7 +44,10 @@ def tiny_bert_folder(root: Path, train: bool = True, id2label: dict[int, str] | 
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(root / "vocab.txt"))
+    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(VOCAB)})  # transformers 5
+    if len(tok.get_vocab()) != len(VOCAB):  # transformers 4 reads the vocab file
+        tok = BertTokenizerFast(vocab_file=str(root / "vocab.txt"))
+    assert len(tok.get_vocab()) == len(VOCAB)
     torch.manual_seed(0)
     id2label = id2label or {0: "neg", 1: "pos"}
     cfg = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -55,7 +58,7 @@ def tiny_bert_folder(root: Path, train: bool = True, id2label: dict[int, str] | 
         texts, labels = sentences(256, seed=123)
         label2id = {v: k for k, v in id2label.items()}
         y = torch.tensor([label2id[lab] for lab in labels])
-        fit_classifier(model, texts, y, epochs=4, lr=3e-3, batch_size=32, seed=0, prepare=Tokenize(tok, 32),
+        fit_classifier(model, texts, y, epochs=6, lr=3e-3, batch_size=32, seed=0, prepare=Tokenize(tok, 32),
                        progress=False)
     model.eval().save_pretrained(root)
     tok.save_pretrained(root)

@@ -125,15 +125,15 @@ def test_metrics_the_stub_does_not_compute_match_numpy(result):
     err = (b != y)[np.argsort(-conf, kind="stable")]
     aurc = np.mean(np.cumsum(err) / np.arange(1, len(err) + 1))
     r = err.mean()
-    assert m["baseline.aurc"] == pytest.approx(aurc, abs=1e-9)
-    assert m["baseline.eaurc"] == pytest.approx(aurc - (r + (1 - r) * np.log(1 - r)), abs=1e-9)
+    assert m["baseline.aurc"] == pytest.approx(aurc, abs=1e-7)
+    assert m["baseline.eaurc"] == pytest.approx(aurc - (r + (1 - r) * np.log(1 - r)), abs=1e-7)
     probs = result.run.baseline.probs["test"].double().numpy()
     top = probs.max(1)
     bins = np.minimum((top * 15).astype(int), 14)
     ece = sum(np.sum(bins == i) / len(y) * abs(np.mean(b[bins == i] == y[bins == i]) - top[bins == i].mean())
               for i in range(15) if np.any(bins == i))
-    assert m["baseline.ece"] == pytest.approx(ece, abs=1e-9)
-    assert m["baseline.nll"] == pytest.approx(-np.mean(np.log(probs[np.arange(len(y)), y])), abs=1e-9)
+    assert m["baseline.ece"] == pytest.approx(ece, abs=1e-6)
+    assert m["baseline.nll"] == pytest.approx(-np.mean(np.log(probs[np.arange(len(y)), y])), rel=1e-5)
 
 
 def test_dataset_and_dataloader_inputs_give_the_same_result(trained, result):
