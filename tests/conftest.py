@@ -37,6 +37,12 @@ def tmp_cache(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture
+def cli():
+    """``cli(*overrides)`` runs ``python -m uqcompress`` in a subprocess (see :func:`run_cli`)."""
+    return run_cli
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600):
     """Run ``python -m uqcompress ARGS`` in a subprocess with this interpreter; returns CompletedProcess."""
     import subprocess

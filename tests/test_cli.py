@@ -4,7 +4,6 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import run_cli
 
 FAST = ["limit=300", "ood.limit=200", "model.epochs=6", "model.batch_size=32", "progress=false", "latency.repeats=2"]
 KEYS = ["baseline.accuracy", "compressed.accuracy", "compressed.flips", "compressed.c2i", "compressed.i2c",
@@ -14,9 +13,9 @@ KEYS = ["baseline.accuracy", "compressed.accuracy", "compressed.flips", "compres
 
 
 @pytest.mark.slow
-def test_default_run_writes_results_and_predictions(tmp_path):
+def test_default_run_writes_results_and_predictions(cli, tmp_path):
     out = tmp_path / "run"
-    r = run_cli(*FAST, f"hydra.run.dir={out}")
+    r = cli(*FAST, f"hydra.run.dir={out}")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     for k in KEYS:
@@ -34,8 +33,8 @@ def test_default_run_writes_results_and_predictions(tmp_path):
 
 
 @pytest.mark.slow
-def test_multirun_gives_one_dir_per_scheme(tmp_path):
-    r = run_cli("--multirun", "quant=none,int8", *FAST, f"hydra.sweep.dir={tmp_path}")
+def test_multirun_gives_one_dir_per_scheme(cli, tmp_path):
+    r = cli("--multirun", "quant=none,int8", *FAST, f"hydra.sweep.dir={tmp_path}")
     assert r.returncode == 0, r.stderr[-3000:]
     results = sorted(tmp_path.rglob("results.json"))
     assert len(results) == 2
@@ -45,14 +44,14 @@ def test_multirun_gives_one_dir_per_scheme(tmp_path):
     assert none["compressed.flips"] == 0 and none["compressed.kl"] == pytest.approx(0, abs=1e-12)
 
 
-def test_unknown_config_name_lists_choices():
-    r = run_cli("model=resnet5000")
+def test_unknown_config_name_lists_choices(cli):
+    r = cli("model=resnet5000")
     assert r.returncode != 0
     assert "small_cnn" in r.stderr  # Hydra lists the available options of the group
 
 
-def test_unknown_registered_name_is_one_line(tmp_path):
-    r = run_cli("model.name=nope", *FAST, f"hydra.run.dir={tmp_path}")
+def test_unknown_registered_name_is_one_line(cli, tmp_path):
+    r = cli("model.name=nope", *FAST, f"hydra.run.dir={tmp_path}")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("uqcompress: error: unknown model 'nope'; choose one of:")
     assert not (tmp_path / "results.json").exists()
