@@ -5,9 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from byo_helpers import off_topic, sentences, tiny_bert_folder
-from conftest import run_cli
+from byo_helpers import one_thread, off_topic, sentences, tiny_bert_folder  # noqa: F401  (one_thread: fixture)
 from uqcompress.data import load_dataset
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = ["limit=300", "progress=false", "latency.repeats=2", "threads=1"]  # model=checkpoint trains nothing
 
@@ -91,23 +92,21 @@ def test_bad_csv_inputs_are_one_line(tmp_path, reviews):
                                                    class_names=["neg"])
 
 
-def test_cli_missing_column_is_one_line(reviews, tmp_path):
-    r = run_cli("data=csv", f"data.path={reviews / 'reviews.csv'}", "model=checkpoint", "quant=none", "ood=none",
-                "progress=false", f"hydra.run.dir={tmp_path}")
+def test_cli_missing_column_is_one_line(cli, reviews, tmp_path):
+    r = cli("data=csv", f"data.path={reviews / 'reviews.csv'}", "model=checkpoint", "quant=none", "ood=none",
+            "progress=false", f"hydra.run.dir={tmp_path}")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == (f"uqcompress: error: {reviews / 'reviews.csv'}: no column 'text' "
                                                  "(data.text_column); it has: id, review, sentiment")
 
 
 @pytest.mark.slow
-def test_cli_csv_end_to_end_with_hf_folder(reviews, tmp_path):
+def test_cli_csv_end_to_end_with_hf_folder(cli, reviews, tmp_path):
     model_dir = tiny_bert_folder(tmp_path / "bert")
     out = tmp_path / "run"
-    r = run_cli("data=csv", f"data.path={reviews / 'reviews.csv'}", "data.text_column=review",
-                "data.label_column=sentiment", "ood=csv", f"ood.path={reviews / 'other.jsonl'}",
-                "model=checkpoint", f"model.path={model_dir}",
-                "quant=none",  # TODO(int8_dynamic): switch to quant=int8_dynamic once branch compress is merged
-                *FAST, f"hydra.run.dir={out}")
+    r = cli("data=csv", f"data.path={reviews / 'reviews.csv'}", "data.text_column=review",
+            "data.label_column=sentiment", "ood=csv", f"ood.path={reviews / 'other.jsonl'}",
+            "model=checkpoint", f"model.path={model_dir}", "quant=int8_dynamic", *FAST, f"hydra.run.dir={out}")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     assert res["config.data"] == "csv" and res["config.model"] == "checkpoint"
@@ -115,5 +114,7 @@ def test_cli_csv_end_to_end_with_hf_folder(reviews, tmp_path):
     assert res["n_test"] == 40 and res["n_ood"] == 80
     assert res["baseline.accuracy"] > 0.9  # the tiny BERT was trained on the same toy task (other samples)
     assert res["info.baseline.arch"] == "BertForSequenceClassification"
+    assert res["compressed.scheme"] == "int8_dynamic" and res["compressed.accuracy"] > 0.9
+    assert res["compressed.model_size_bytes"] < res["baseline.model_size_bytes"]
     pred = pd.read_csv(out / "predictions.csv")
     assert (pred.split == "ood").sum() == 80 and set(pred[pred.split == "test"].label) == {0, 1}

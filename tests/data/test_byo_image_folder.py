@@ -6,8 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run_cli
+from byo_helpers import one_thread  # noqa: F401  (fixture)
 from uqcompress.data import load_dataset
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = ["limit=300", "model.epochs=6", "model.batch_size=32", "progress=false", "latency.repeats=2",
         "threads=1"]  # one thread: tiny models on a shared CPU train faster without thread contention
@@ -152,11 +154,11 @@ def test_num_classes_smaller_than_folders_is_refused(mnist_folder):
 
 
 @pytest.mark.slow
-def test_cli_end_to_end_int8_with_image_folder_ood(mnist_folder, animal_folder, tmp_path):
+def test_cli_end_to_end_int8_with_image_folder_ood(cli, mnist_folder, animal_folder, tmp_path):
     root, _ = mnist_folder
     out = tmp_path / "run"
-    r = run_cli("data=image_folder", f"data.path={root}", "ood=image_folder", f"ood.path={animal_folder}",
-                "quant=int8", *FAST, f"hydra.run.dir={out}")
+    r = cli("data=image_folder", f"data.path={root}", "ood=image_folder", f"ood.path={animal_folder}",
+            "quant=int8", *FAST, f"hydra.run.dir={out}")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     assert res["config.data"] == "image_folder" and res["config.quant"] == "int8"

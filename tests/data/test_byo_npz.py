@@ -6,8 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import run_cli
+from byo_helpers import one_thread  # noqa: F401  (fixture)
 from uqcompress.data import load_dataset
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 FAST = ["limit=300", "model.epochs=6", "model.batch_size=32", "progress=false", "latency.repeats=2",
         "threads=1"]  # one thread: tiny models on a shared CPU train faster without thread contention
@@ -123,12 +125,12 @@ def digits_npz(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_cli_npz_end_to_end_and_checkpoint_of_the_trained_model(digits_npz, tmp_path, session_cache):
+def test_cli_npz_end_to_end_and_checkpoint_of_the_trained_model(cli, digits_npz, tmp_path, session_cache):
     """small_cnn trained on the npz, then the very weights it cached loaded back with model=checkpoint."""
     out = tmp_path / "run"
     common = ["data=npz", f"data.path={digits_npz / 'digits.npz'}", "ood=npz", f"ood.path={digits_npz / 'animals.npz'}",
               "quant=int8", *FAST]
-    r = run_cli(*common, f"hydra.run.dir={out}")
+    r = cli(*common, f"hydra.run.dir={out}")
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     assert res["n_test"] == 120 and res["n_ood"] == 120
@@ -141,7 +143,7 @@ def test_cli_npz_end_to_end_and_checkpoint_of_the_trained_model(digits_npz, tmp_
     latest = max(weights, key=lambda p: p.stat().st_mtime)
     out2 = tmp_path / "ckpt"
     common = [a for a in common if not a.startswith("model.")]  # model=checkpoint trains nothing
-    r2 = run_cli(*common, "model=checkpoint", f"model.path={latest}", "model.arch=small_cnn", f"hydra.run.dir={out2}")
+    r2 = cli(*common, "model=checkpoint", f"model.path={latest}", "model.arch=small_cnn", f"hydra.run.dir={out2}")
     assert r2.returncode == 0, r2.stderr[-3000:]
     res2 = json.loads((out2 / "results.json").read_text())
     assert res2["config.model"] == "checkpoint" and res2["info.baseline.arch"] == "small_cnn"

@@ -4,13 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from byo_helpers import sentences, tiny_bert_folder
+from byo_helpers import one_thread, sentences, tiny_bert_folder  # noqa: F401  (one_thread: fixture)
 from uqcompress._compat import ensure_torchvision
 from uqcompress.compress import compress
 from uqcompress.data.base import DataBundle, Split
 from uqcompress.models import build_model
 from uqcompress.models.base import ModelBundle
 from uqcompress.models.small_cnn import SmallCNN
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def images(k: int, c: int = 3, h: int = 20, w: int = 24, n: int = 16) -> DataBundle:
