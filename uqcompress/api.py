@@ -19,6 +19,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -60,10 +61,13 @@ class EvalResult:
 
 
 def to_split(data: Any, name: str, labeled: bool = True) -> Split:
-    """A :class:`Split` from ``(x, y)``, a torch ``Dataset`` of (x, y) pairs, a ``DataLoader``, or a Split."""
+    """A :class:`Split` from ``(x, y)`` (tensors, numpy arrays, or a list of texts and labels), a torch ``Dataset`` of
+    (x, y) pairs, a ``DataLoader``, a Split, or unlabeled inputs (a tensor / array / list of texts)."""
     if isinstance(data, Split):
         return data
-    if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (int, float)):
+    if isinstance(data, list) and data and all(isinstance(t, str) for t in data):
+        x, y = data, None  # unlabeled texts (e.g. an OOD set)
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (int, float, str)):
         x, y = data
     elif isinstance(data, torch.utils.data.DataLoader):
         xs, ys = [], []
@@ -81,13 +85,22 @@ def to_split(data: Any, name: str, labeled: bool = True) -> Split:
         else:
             x, y = items, None
         x = torch.stack(x) if x and isinstance(x[0], torch.Tensor) else x
-    elif isinstance(data, torch.Tensor):
+    elif isinstance(data, (torch.Tensor, np.ndarray)):
         x, y = data, None
     else:
         raise TypeError(f"{name}: expected (x, y) tensors, a Dataset, a DataLoader or a Split, got {type(data).__name__}")
+    if isinstance(x, np.ndarray):  # numpy float64 -> float32, the dtype of torch modules
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32 if x.dtype.kind == "f" else None))
+    if isinstance(x, tuple):
+        x = list(x)
     if isinstance(x, torch.Tensor) and x.dtype == torch.uint8:
         x = x.float() / 255.0
-    y = None if y is None else torch.as_tensor(y, dtype=torch.long)
+    if y is not None:
+        y_arr = np.asarray(y)
+        if y_arr.dtype.kind not in "iub" and not (y_arr.dtype.kind == "f" and np.all(y_arr == np.round(y_arr))):
+            raise ValueError(f"{name}: labels must be integer class ids, got {y_arr.dtype} values such as "
+                             f"{y_arr.ravel().tolist()[0]!r}; map them to ids first (e.g. sorted(set(labels)).index)")
+        y = torch.as_tensor(y_arr.astype(np.int64))
     if len(x) == 0:
         raise ValueError(f"{name} is empty")
     if y is not None and len(y) != len(x):
@@ -174,6 +187,8 @@ def evaluate(
     ood_split = None if ood is None else to_split(ood, "ood", labeled=False)
     cfg = _merge(DEFAULTS, {**options, "uncertainty": _cfg(uncertainty, DEFAULTS["uncertainty"]),
                             "selector": _cfg(selector, DEFAULTS["selector"])})
+    if cfg.get("threads"):  # as in the CLI (pipeline.run_config)
+        torch.set_num_threads(int(cfg["threads"]))
     if compressed is not None:
         comp = bundle_from_module(compressed, cal, prepare or base.prepare, name=f"{base.name}_compressed")
         comp.info["scheme"] = "user"

@@ -246,6 +246,9 @@ def run_config(cfg: dict) -> RunResult:
         "config.data": cfg["data"]["name"], "config.ood": (cfg.get("ood") or {}).get("name", "none"),
         "config.seed": cfg["seed"], "config.device": device,
     }
+    if data.info.get("label_mapping"):  # string labels -> ids: report the mapping as class names in id order
+        mapping = data.info["label_mapping"]
+        meta["data.label_mapping"] = sorted(mapping, key=mapping.get)
     for k, v in baseline.info.items():
         if isinstance(v, (str, int, float, bool)):
             meta[f"info.baseline.{k}"] = v
