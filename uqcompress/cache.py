@@ -41,7 +41,7 @@ def _feed(h: "hashlib._Hash", obj: Any) -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
         h.update(f"tensor{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # reshape: 0-dim tensors
     elif isinstance(obj, np.ndarray):
         a = np.ascontiguousarray(obj)
         h.update(f"ndarray{a.shape}{a.dtype}".encode())
