@@ -136,13 +136,14 @@ def test_dataset_and_dataloader_inputs_give_the_same_result(trained, result):
 
 def test_user_compressed_model_and_uint8_images():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 2)).eval()  # BatchNorm: a 0-dim num_batches_tracked in the fingerprinted state
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (120, 1, 10, 12), dtype=torch.uint8, generator=g)
     y = (x.float().mean((1, 2, 3)) > 127.5).long()
     other = copy.deepcopy(model)
     with torch.no_grad():
-        other[4].bias += torch.tensor([0.3, -0.3])  # a "compressed" model that prefers class 0
+        other[5].bias += torch.tensor([0.3, -0.3])  # a "compressed" model that prefers class 0
     res = uqcompress.evaluate(model, (x[:60], y[:60]), (x[60:], y[60:]), compressed=other, **OPTS)
     assert res.metrics["compressed.scheme"] == "user"
     t = res.predictions
