@@ -112,6 +112,9 @@ def _weight_only(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: Compre
         quantize_(model, config, filter_fn=lambda mod, fqn: fqn in selected)
     if skipped:
         info["note"] += f"; {len(skipped)} Linear layers not divisible by group_size {gs} stay float"
+    convs = sum(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+    if convs:
+        info["note"] += f"; {len(names)} Linear layers quantized, {convs} conv layers stay float"
     # the device is part of the key: CPU int4 is a simulation, CUDA int4 a real kernel (different logits)
     return bundle.with_module(model, scheme_fingerprint(bundle, {**cfg, "device": device}), scheme=name,
                               quantized_layers=len(names), **info)
