@@ -138,3 +138,18 @@ def test_pipeline_text_run_with_text_ood(cache, model):
     assert m["n_test"] == 40 and m["n_ood"] == 40
     assert 0.5 < m["baseline.accuracy"] <= 1 and m["compressed.flips"] == 0.0
     assert 0.5 < m["baseline.ood_auroc"] <= 1  # SMS messages look less like TREC questions than TREC questions do
+
+
+def test_bucketed_batches_cover_every_sample_once_with_little_padding():
+    from uqcompress.models.train import bucketed_batches
+
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(3, 60, (1000,), generator=g)
+    perm = torch.randperm(1000, generator=g)
+    batches = bucketed_batches(perm, lengths, 16, torch.Generator().manual_seed(1), bucket=8)
+    assert sorted(torch.cat(batches).tolist()) == list(range(1000))
+    padded = sum(int(lengths[b].max()) * len(b) for b in batches)
+    random_padded = sum(int(lengths[perm[i:i + 16]].max()) * len(perm[i:i + 16]) for i in range(0, 1000, 16))
+    assert padded < 0.75 * random_padded
+    again = bucketed_batches(perm, lengths, 16, torch.Generator().manual_seed(1), bucket=8)
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))

@@ -143,7 +143,8 @@ def build_hf_classifier(cfg: dict, data: DataBundle, ctx: BuildContext) -> Model
             try:
                 fit_classifier(module, fit.x, fit.y, epochs=train["e2e_epochs"], lr=train["e2e_lr"],
                                weight_decay=train["weight_decay"], batch_size=train["e2e_batch_size"],
-                               seed=ctx.seed, prepare=prepare, progress=ctx.progress, desc="train hf head")
+                               seed=ctx.seed, prepare=prepare, progress=ctx.progress, desc="train hf head",
+                               lengths=prepare.lengths(fit.x))
             finally:
                 for p in module.parameters():
                     p.requires_grad_(True)

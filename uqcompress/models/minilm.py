@@ -144,7 +144,8 @@ def build_minilm(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
             try:
                 fit_classifier(module, fit.x, fit.y, epochs=train["epochs"], lr=train["lr"],
                                weight_decay=train["weight_decay"], batch_size=train["batch_size"], seed=ctx.seed,
-                               prepare=prepare, progress=ctx.progress, desc=f"finetune minilm top {n_ft}")
+                               prepare=prepare, progress=ctx.progress, desc=f"finetune minilm top {n_ft}",
+                               lengths=prepare.lengths(fit.x))
             finally:
                 for p in module.parameters():
                     p.requires_grad_(True)
