@@ -153,3 +153,17 @@ def test_bucketed_batches_cover_every_sample_once_with_little_padding():
     assert padded < 0.75 * random_padded
     again = bucketed_batches(perm, lengths, 16, torch.Generator().manual_seed(1), bucket=8)
     assert all(torch.equal(a, b) for a, b in zip(batches, again))
+
+
+def test_finetuning_trains_only_the_top_layers_in_train_mode(model):
+    from uqcompress.models.minilm import TopLayersTrain
+
+    m = model.module
+    top = m.get_submodule("encoder.encoder.layer.5")
+    wrapper = TopLayersTrain(m, [m.dropout, top, m.head]).train()
+    try:
+        assert m.dropout.training and top.output.dropout.training
+        assert not m.encoder.embeddings.dropout.training and not m.encoder.encoder.layer[4].output.dropout.training
+    finally:
+        wrapper.eval()
+    assert not any(mod.training for mod in m.modules())

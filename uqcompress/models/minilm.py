@@ -89,6 +89,28 @@ class MeanPoolClassifier(nn.Module):
         return [f"encoder.encoder.layer.{i}" for i in range(len(self.encoder.encoder.layer))]
 
 
+class TopLayersTrain(nn.Module):
+    """``module`` for fine-tuning only its ``trainable`` parts: ``train()`` puts just those in training mode, so the
+    frozen lower layers run as at inference (no dropout, fast attention kernels) and only the top layers regularise.
+    """
+
+    def __init__(self, module: nn.Module, trainable: list[nn.Module]) -> None:
+        super().__init__()
+        self.module = module
+        self.trainable = trainable  # a plain list: not registered twice as submodules
+
+    def train(self, mode: bool = True) -> "TopLayersTrain":
+        super().train(mode)
+        if mode:
+            self.module.eval()
+            for m in self.trainable:
+                m.train()
+        return self
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        return self.module(**inputs)
+
+
 def _options(cfg: dict) -> tuple[dict, dict]:
     arch = {k: cfg.get(k, d) for k, d in ARCH_DEFAULTS.items()}
     train = {k: cfg.get(k, d) for k, d in TRAIN_DEFAULTS.items()}
@@ -142,10 +164,10 @@ def build_minilm(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
                      data.name, train["epochs"])
             freeze_all_but(module, list(part.values()))
             try:
-                fit_classifier(module, fit.x, fit.y, epochs=train["epochs"], lr=train["lr"],
-                               weight_decay=train["weight_decay"], batch_size=train["batch_size"], seed=ctx.seed,
-                               prepare=prepare, progress=ctx.progress, desc=f"finetune minilm top {n_ft}",
-                               lengths=prepare.lengths(fit.x))
+                fit_classifier(TopLayersTrain(module, [module.dropout, *part.values()]), fit.x, fit.y,
+                               epochs=train["epochs"], lr=train["lr"], weight_decay=train["weight_decay"],
+                               batch_size=train["batch_size"], seed=ctx.seed, prepare=prepare, progress=ctx.progress,
+                               desc=f"finetune minilm top {n_ft}", lengths=prepare.lengths(fit.x))
             finally:
                 for p in module.parameters():
                     p.requires_grad_(True)
