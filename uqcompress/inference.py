@@ -27,18 +27,29 @@ def _batches(x: Any, batch_size: int):
         yield x[i : i + batch_size]
 
 
+def _length_order(x: Any) -> list[int] | None:
+    """For a list of texts, the indices sorted by length: batches of similar length pad (and cost) far less."""
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], str):
+        return sorted(range(len(x)), key=lambda i: len(x[i]))
+    return None
+
+
 def predict_logits(bundle: ModelBundle, x: Any, batch_size: int = 256, progress: bool = True,
                    desc: str = "infer") -> torch.Tensor:
     """Logits (N, K) as float32 on CPU, in eval mode, without grad."""
     bundle.module.eval()
     outs = []
+    order = _length_order(x)
+    xs = [x[i] for i in order] if order is not None else x
     with torch.inference_mode(), progress_bar(total=len(x), desc=desc, enabled=progress) as bar:
-        for xb in _batches(x, batch_size):
+        for xb in _batches(xs, batch_size):
             outs.append(call_module(bundle.module, bundle.prepare(xb)).float().cpu())
             bar.update(len(xb))
     if not outs:
         raise ValueError(f"no inputs to run model '{bundle.name}' on (empty split)")
     logits = torch.cat(outs)
+    if order is not None:  # back to the input order
+        logits = logits[torch.as_tensor(order).argsort()]
     if not torch.isfinite(logits).all():
         bad = int((~torch.isfinite(logits)).any(1).nonzero()[0])
         raise ValueError(f"model '{bundle.name}' produced NaN/inf logits (first at sample {bad})")

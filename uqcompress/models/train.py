@@ -35,10 +35,13 @@ def fit_classifier(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     progress: bool = True,
     desc: str = "train",
+    lengths: Any = None,
 ) -> nn.Module:
     """Train ``module`` with AdamW + cosine schedule on (x, y); returns it in eval mode.
 
-    ``x`` is a tensor or a list (sliced per batch); ``prepare`` maps a raw batch to module inputs.
+    ``x`` is a tensor or a list (sliced per batch); ``prepare`` maps a raw batch to module inputs. ``lengths`` (one
+    per sample, e.g. token counts) makes each batch hold samples of similar length: less padding, same randomness
+    of which samples meet in an epoch up to the bucket (see :func:`bucketed_batches`).
     """
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -51,9 +54,12 @@ def fit_classifier(
     bar = progress_bar(total=steps, desc=desc, enabled=progress)
     for epoch in range(epochs):
         perm = torch.randperm(n, generator=g)
+        if lengths is not None:
+            batches = bucketed_batches(perm, lengths, batch_size, g)
+        else:
+            batches = [perm[i : i + batch_size] for i in range(0, n, batch_size)]
         total = 0.0
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
+        for idx in batches:
             xb = x[idx] if isinstance(x, torch.Tensor) else [x[j] for j in idx.tolist()]
             if augment is not None:
                 xb = augment(xb, g)
@@ -70,3 +76,18 @@ def fit_classifier(
         log.debug("%s epoch %d loss %.4f", desc, epoch + 1, total / n)
     bar.close()
     return module.eval()
+
+
+def bucketed_batches(perm: torch.Tensor, lengths: Any, batch_size: int, g: torch.Generator,
+                     bucket: int = 32) -> list[torch.Tensor]:
+    """Cut a random permutation into chunks of ``bucket`` batches, sort each chunk by length, batch it, and shuffle
+    the batches: every batch holds texts of similar length (little padding), the epoch order stays random."""
+    lengths = torch.as_tensor(lengths)
+    batches: list[torch.Tensor] = []
+    chunk = batch_size * bucket
+    for i in range(0, len(perm), chunk):
+        part = perm[i : i + chunk]
+        part = part[torch.argsort(lengths[part], stable=True)]
+        batches.extend(part[j : j + batch_size] for j in range(0, len(part), batch_size))
+    order = torch.randperm(len(batches), generator=g).tolist()
+    return [batches[k] for k in order]
