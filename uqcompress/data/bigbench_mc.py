@@ -7,7 +7,8 @@ question with the seed, so the answer position is balanced (the scores do not de
 
 ``data.task`` is one task, a ``task/subtask`` (``logical_deduction/three_objects``), or a list of them
 (``data.task=[general_knowledge,emoji_movie]``), concatenated. ``data.limit`` keeps a seeded random slice of that
-many questions before the calibration/test split (the run-wide ``limit`` caps each split afterwards).
+many questions before the calibration/test split, an even share from each task (the run-wide ``limit`` caps each
+split afterwards).
 ``num_classes`` is the largest option count; questions with fewer options are padded by the model.
 
 Task files come from the ``bigbench==1.0.0`` source archive via :mod:`uqcompress.data.bigbench` (downloaded once
@@ -101,28 +102,28 @@ def _shuffle_options(items: list[dict], answers: list[int], rng: np.random.Gener
 def load_bigbench_mc(cfg: dict, seed: int) -> DataBundle:
     tasks = cfg.get("task") or list(DEFAULT_TASKS)
     tasks = [tasks] if isinstance(tasks, str) else [str(t) for t in tasks]
-    items: list[dict] = []
-    answers: list[int] = []
-    per_task, skipped = {}, {}
-    for t in tasks:
-        it, ans, sk = load_task(t, bool(cfg.get("task_prefix", True)))
-        items += it
-        answers += ans
-        per_task[t], skipped[t] = len(it), sk
     rng = np.random.default_rng(seed)
-    if cfg.get("shuffle_options", True):
-        answers = _shuffle_options(items, answers, rng)
-    order = rng.permutation(len(items))
+    pools, per_task, skipped = [], {}, {}
+    for t in tasks:
+        items, answers, sk = load_task(t, bool(cfg.get("task_prefix", True)))
+        if cfg.get("shuffle_options", True):
+            answers = _shuffle_options(items, answers, rng)
+        order = rng.permutation(len(items))
+        pools.append([(items[i], answers[i]) for i in order])
+        per_task[t], skipped[t] = len(items), sk
+    # round robin over the tasks, so that a ``limit`` takes an even share of each (all of a small task)
+    mixed = [p[i] for i in range(max(len(p) for p in pools)) for p in pools if i < len(p)]
     limit = cfg.get("limit")
     if limit:
-        order = order[: int(limit)]
-    items = [items[i] for i in order]
-    y = torch.tensor([answers[i] for i in order], dtype=torch.long)
+        mixed = mixed[: int(limit)]
+    items = [it for it, _ in mixed]
+    y = torch.tensor([a for _, a in mixed], dtype=torch.long)
     k = max(len(it["options"]) for it in items)
     fractions = dict(cfg.get("splits") or {"calibration": 0.5, "test": 0.5})
     chance = float(np.mean([1.0 / len(it["options"]) for it in items]))
+    used = {t: sum(it["task"] == t for it in items) for t in tasks}
     info = {"source": "BIG-bench 1.0.0 (PyPI bigbench source archive)", "tasks": tasks, "per_task": per_task,
-            "skipped": skipped, "chance_accuracy": chance}
+            "used": used, "skipped": skipped, "chance_accuracy": chance}
     name = "bigbench_mc"
     return split_bundle(name, "multiple_choice", items, y, fractions, seed, num_classes=k,
                         class_names=[f"option {i}" for i in range(k)], info=info)

@@ -65,7 +65,8 @@ class MultipleChoiceLM(nn.Module):
     """Option log-likelihoods (B, K) from a Hugging Face causal LM (kept as ``self.lm``).
 
     Args:
-        lm: a ``*ForCausalLM`` model (``forward(input_ids, attention_mask, position_ids, past_key_values)``).
+        lm: a Hugging Face ``*ForCausalLM`` model: its ``base_model`` (the decoder stack, run with a key/value
+            cache) and ``get_output_embeddings()`` (the output layer, applied only to the scored positions).
         normalize: ``sum`` (total log-likelihood of the option's tokens) or ``mean`` (per token).
         chunk_size: questions per internal pass (bounds memory: the cache is repeated per option in a chunk).
 
@@ -91,41 +92,42 @@ class MultipleChoiceLM(nn.Module):
                  for i in range(0, prompt_ids.shape[0], self.chunk_size)]
         return torch.cat(parts)
 
-    def _lm(self, **kw: Any):
-        try:
-            return self.lm(**kw)
-        except TypeError as e:  # an older/remote model without ``logits_to_keep``
-            if "logits_to_keep" not in kw or "logits_to_keep" not in str(e):
-                raise
-            kw.pop("logits_to_keep")
-            return self.lm(**kw)
+    def _head_logprobs(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """log p(target | hidden) through the LM's output layer, for the (N, H) positions that are scored."""
+        logits = self.lm.get_output_embeddings()(hidden).float()
+        cap = getattr(self.lm.config, "final_logit_softcapping", None)
+        if cap:  # Gemma-2 style soft capping, part of these models' logits
+            logits = torch.tanh(logits / cap) * cap
+        return logits.log_softmax(-1).gather(1, targets[:, None]).squeeze(1)
 
     def _score(self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, option_ids: torch.Tensor,
                option_mask: torch.Tensor) -> torch.Tensor:
         b, k, _ = option_ids.shape
+        body = self.lm.base_model  # the decoder stack without the output layer
         prompt_mask = prompt_mask.long()
         lengths = option_mask.long().sum(-1)  # (b, k); 0 = missing option
         # left padding: real prompt tokens get positions 0..len-1, the last one predicts the first option token
         pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
-        out = self._lm(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, use_cache=True,
-                       logits_to_keep=1)
+        out = body(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, use_cache=True)
         cache = out.past_key_values
         if not hasattr(cache, "batch_select_indices"):
             raise ValueError(f"model '{type(self.lm).__name__}' returns no batch-indexable key/value cache "
                              f"({type(cache).__name__}); it cannot be scored on multiple-choice questions")
-        # only the real options: one row per (question, option), sharing its question's cached prompt
+        # one row per real (question, option), sharing its question's cached prompt
         q_idx, o_idx = (lengths > 0).nonzero(as_tuple=True)
+        last = out.last_hidden_state[q_idx, -1]  # (R, H)
         cache.batch_select_indices(q_idx)
         o = int(lengths.max())
         ids = option_ids[q_idx, o_idx, :o]
-        mask = option_mask[q_idx, o_idx, :o].long()
-        first = out.logits[:, -1].float().log_softmax(-1)[q_idx]  # (R, V)
+        mask = option_mask[q_idx, o_idx, :o].bool()
         plen = prompt_mask.sum(-1)[q_idx]
-        out = self.lm(input_ids=ids, attention_mask=torch.cat([prompt_mask[q_idx], mask], 1),
+        hidden = body(input_ids=ids, attention_mask=torch.cat([prompt_mask[q_idx], mask.long()], 1),
                       position_ids=plen[:, None] + torch.arange(o, device=ids.device), past_key_values=cache,
-                      use_cache=True)
-        logp = out.logits[:, :-1].float().log_softmax(-1)  # (R, o-1, V): position j predicts token j+1
-        tok_lp = torch.cat([first.gather(1, ids[:, :1]), logp.gather(2, ids[:, 1:, None]).squeeze(2)], 1) * mask
+                      use_cache=True).last_hidden_state
+        # token j of an option is predicted from the state before it: the prompt's last one for j = 0
+        pred = torch.cat([last[:, None], hidden[:, :-1]], 1)
+        tok_lp = torch.zeros(mask.shape, dtype=torch.float32, device=ids.device)
+        tok_lp[mask] = self._head_logprobs(pred[mask], ids[mask])  # the output layer only where scored
         score = tok_lp.sum(-1)
         if self.normalize == "mean":
             score = score / lengths[q_idx, o_idx]
