@@ -123,6 +123,18 @@ def test_prompter_pads_and_refuses_bad_items(tok):
         MultipleChoiceLM(tiny_llama(tok.vocab_size), normalize="max")
 
 
+def test_prompter_truncates_long_prompts_from_the_left_and_wraps_chat(tok):
+    short = MultipleChoicePrompter(tok, num_options=3, template="{question}", max_prompt_tokens=3)
+    ids = short([{"question": "what do the cows eat ?", "options": ["grass"]}])["prompt_ids"][0].tolist()
+    assert tok.convert_ids_to_tokens(ids) == ["cows", "eat", "?"]  # the end of the question is kept
+    chat_tok = toy_tokenizer(WORDS + ["<user>", "<bot>"])
+    chat_tok.chat_template = "{% for m in messages %}<user> {{ m['content'] }} {% endfor %}<bot>"
+    chat = MultipleChoicePrompter(chat_tok, num_options=3, chat=True)
+    assert chat.prompt_text("dogs eat") == "<user> Q: dogs eat\nA: <bot>"
+    ids = chat([{"question": "dogs eat", "options": ["bones"]}])["prompt_ids"][0].tolist()
+    assert chat_tok.convert_ids_to_tokens(ids)[0] == "<user>"  # no <s> added on top of the chat template
+
+
 def mc_data(items=ITEMS, answers=(0, 0, 0)) -> DataBundle:
     y = torch.tensor(answers)
     return DataBundle("toy_mc", "multiple_choice", 4, {"calibration": Split(list(items), y),
@@ -144,6 +156,10 @@ def test_hf_causal_lm_builder_loads_local_folder(tok, tmp_path, tmp_cache):
     keys = {build_model({"name": "hf_causal_lm", "name_or_path": str(folder), **o}, data).fingerprint
             for o in ({}, {"normalize": "mean"}, {"template": "{question} ->"})}
     assert len(keys) == 3 and b.fingerprint in keys
+    half = build_model({"name": "hf_causal_lm", "name_or_path": str(folder), "dtype": "bfloat16"}, data)
+    assert next(half.module.parameters()).dtype == torch.bfloat16
+    assert half.logits(data["test"].x).dtype == torch.float32
+    assert torch.allclose(half.logits(data["test"].x), logits, atol=0.3)  # bf16 scores: close, not equal
 
 
 def test_hf_causal_lm_offline_uncached_is_one_line(monkeypatch, tmp_path):

@@ -6,7 +6,7 @@ anywhere inside the bundle's module; the final norm and the head stay. The ownin
 (key/value caches) agrees. Any other model fails with one line.
 
 Example:
-    >>> import torch
+    >>> from uqcompress._compat import install_shim; _ = install_shim()  # transformers imports torchvision
     >>> from transformers import LlamaConfig, LlamaForCausalLM
     >>> from uqcompress.models.base import ModelBundle
     >>> from uqcompress.compress import compress

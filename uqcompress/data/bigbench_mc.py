@@ -34,8 +34,9 @@ from uqcompress.data import DATASETS, DataBundle, split_bundle
 
 log = logging.getLogger(__name__)
 
-#: default task set: >= 3 options each, short prompts, SmolLM2-135M above chance (see conf/data/bigbench_mc.yaml)
-DEFAULT_TASKS = ("general_knowledge",)
+#: default task set: >= 3 options, short prompts, SmolLM2-135M well above chance (accuracy 0.63 / 0.52 / 0.52 / 0.38 /
+#: 0.37 vs chance 0.25 / 0.25 / 0.25 / 0.25 / 0.20 on 60 questions each; the table is in conf/data/bigbench_mc.yaml)
+DEFAULT_TASKS = ("movie_recommendation", "ruin_names", "phrase_relatedness", "hindu_knowledge", "emoji_movie")
 
 
 def _read_task_files(task: str, only: list[str] | None = None) -> dict[str, bytes]:

@@ -17,8 +17,8 @@ any causal LM from a local folder or the Hugging Face hub/cache.
 
 Example (a tiny random LLaMA and a word-level tokenizer):
     >>> import torch
-    >>> from transformers import LlamaConfig, LlamaForCausalLM
     >>> from uqcompress.models.causal_lm import MultipleChoiceLM, MultipleChoicePrompter, toy_tokenizer
+    >>> from transformers import LlamaConfig, LlamaForCausalLM
     >>> tok = toy_tokenizer(["Q:", "A:", "cats", "meow", "bark", "dogs", "?", "what", "do"])
     >>> lm = LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
     ...     num_attention_heads=2, num_key_value_heads=2, vocab_size=tok.vocab_size)).eval()
@@ -43,12 +43,14 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from uqcompress._compat import install_shim
 from uqcompress.cache import cache_dir, fingerprint
 from uqcompress.data import DataBundle
 from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, require_modality
 
 log = logging.getLogger(__name__)
+install_shim()  # transformers imports torchvision, whose compiled ops may not load next to this torch
 
 #: score of a missing option: finite (KL stays finite), far below any real log-likelihood
 PAD_SCORE = -1e4
