@@ -41,7 +41,7 @@ def _feed(h: "hashlib._Hash", obj: Any) -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
         h.update(f"tensor{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-d: BN counters
     elif isinstance(obj, np.ndarray):
         a = np.ascontiguousarray(obj)
         h.update(f"ndarray{a.shape}{a.dtype}".encode())
@@ -113,7 +113,8 @@ def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated zip, foreign objects
-        raise ValueError(f"{what} {path} is corrupt or not a plain-tensor checkpoint: {type(e).__name__}: {e}") from None
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{what} {path} is corrupt or not a plain-tensor checkpoint ({type(e).__name__}: {first})") from None
 
 
 def cached(kind: str, key: str, compute: Callable[[], Any], log: Callable[[str], None] | None = None) -> Any:

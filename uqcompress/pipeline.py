@@ -104,10 +104,13 @@ def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
         if n:
             g = np.random.default_rng(cfg["seed"]).permutation(len(ood))[: int(n)]
             ood = ood.subset(np.sort(g))
+        # covariate shift (same classes, labelled, e.g. ood=cifar10_c) keeps its labels: accuracy on it is defined
+        shift = ood_bundle.info.get("shift") == "covariate" and ood_bundle.class_names == data.class_names
+        labels = ood.y if shift else None
         if data.modality == "image":
-            ood = Split(conform_images(ood.x, data.image_shape), None)
+            ood = Split(conform_images(ood.x, data.image_shape), labels)
         else:
-            ood = Split(ood.x, None)
+            ood = Split(ood.x, labels)
     return data, ood
 
 
@@ -149,6 +152,11 @@ def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg
         o = M.ood(conf["test"], conf["ood"])
         m.update({f"ood_{k}": v for k, v in o.items()})
         m["ood_coverage"] = float(accept["ood"].double().mean())  # share of OOD inputs the selector still answers
+        if ood.y is not None:  # covariate shift: the selector's behaviour on labelled shifted inputs
+            shift_correct = probs["ood"].argmax(-1) == ood.y
+            m["shift_accuracy"] = M.accuracy(probs["ood"], ood.y)
+            sel = M.selective(conf["ood"], shift_correct, accept["ood"])
+            m.update({f"shift_{k}": sel[k] for k in ("coverage", "selective_risk", "saved_rate")})
     m["model_size_bytes"] = state_dict_bytes(bundle.module)
     lat = dict(cfg["latency"])
     m.update(latency_ms_per_sample(bundle, data["test"].x, **lat))
