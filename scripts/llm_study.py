@@ -20,7 +20,7 @@ from pathlib import Path
 COLUMNS = [  # (header, results.json key, format)
     ("base acc", "baseline.accuracy", "{:.3f}"),
     ("acc", "compressed.accuracy", "{:.3f}"),
-    ("|Δacc|", None, "{:.3f}"),
+    ("abs Δacc", None, "{:.3f}"),
     ("flips", "compressed.flips", "{:.3f}"),
     ("C→I", "compressed.c2i", "{:.3f}"),
     ("I→C", "compressed.i2c", "{:.3f}"),
@@ -54,7 +54,7 @@ def load_runs(paths: list[Path]) -> list[dict]:
 def row(r: dict) -> list[str]:
     cells = []
     for header, key, fmt in COLUMNS:
-        if header == "|Δacc|":
+        if header == "abs Δacc":
             v = abs(_num(r.get("compressed.accuracy")) - _num(r.get("baseline.accuracy")))
         elif header == "size MB":
             v = _num(r.get(key)) / 1e6
@@ -86,8 +86,8 @@ def main() -> int:
     print(f"model {first.get('config.model')} on {first.get('config.data')}: {first.get('n_test')} test questions, "
           f"uncertainty={first.get('config.uncertainty')}, selector={first.get('config.selector')}")
     header = ["scheme", *[c[0] for c in COLUMNS]]
-    lines = [header] + [[str(r.get("config.quant")) + ("" if r["_run"] in ("", ".") else f" ({r['_run']})"),
-                         *row(r)] for r in runs]
+    lines = [header] + [[r["_run"] if r["_run"] not in ("", ".") else str(r.get("config.quant")), *row(r)]
+                        for r in runs]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for cells in lines[1:]:
@@ -97,7 +97,7 @@ def main() -> int:
     k = [_num(r.get("compressed.kl")) for r in comp]
     d = [abs(_num(r.get("compressed.accuracy")) - _num(r.get("baseline.accuracy"))) for r in comp]
     print(f"\nSpearman rho over {len(comp)} compressed runs: flips vs KL = {spearman(f, k):.3f}; "
-          f"flips vs |Δacc| = {spearman(f, d):.3f}")
+          f"flips vs abs Δacc = {spearman(f, d):.3f}")
     if a.csv:
         import csv
 

@@ -105,6 +105,34 @@ def test_task_with_subtasks_names_them(monkeypatch):
     assert data.info["tasks"] == ["deduce/three"]
 
 
+def test_reads_tasks_through_the_bigbench_archive_reader(tmp_path, tmp_cache, monkeypatch):
+    """The real reader (uqcompress.data.bigbench) on a small bigbench-shaped archive: task, subtasks, listing."""
+    import io
+    import tarfile
+
+    from uqcompress.data.bigbench import ENV_VAR
+
+    root = "bigbench-1.0.0/bigbench/benchmark_tasks"
+    sub = {"examples": [{"input": f"x{i}", "target_scores": {"a": int(i % 3 == 0), "b": int(i % 3 == 1),
+                                                              "c": int(i % 3 == 2)}} for i in range(12)]}
+    members = {f"{root}/capitals/task.json": CAPITALS, f"{root}/deduce/task.json": {"name": "deduce"},
+               f"{root}/deduce/three/task.json": sub, f"{root}/deduce/five/task.json": sub}
+    archive = tmp_path / "bigbench-1.0.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, task in members.items():
+            data = json.dumps(task).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    monkeypatch.setenv(ENV_VAR, str(archive))
+    data = load_dataset({"name": "bigbench_mc", "task": ["capitals", "deduce/three"]}, seed=0)
+    assert data.info["per_task"] == {"capitals": 3, "deduce/three": 12} and data.num_classes == 4
+    with pytest.raises(ValueError, match="choose one of: deduce/five, deduce/three"):
+        load_dataset({"name": "bigbench_mc", "task": "deduce"}, seed=0)
+    with pytest.raises(ValueError, match="no BIG-bench task 'capitalz'"):
+        load_dataset({"name": "bigbench_mc", "task": "capitalz"}, seed=0)
+
+
 def test_yaml_says_ood_none():
     from pathlib import Path
 

@@ -26,15 +26,6 @@ ITEMS = [
 ]
 
 
-@pytest.fixture
-def tmp_cache(tmp_path, monkeypatch):
-    from uqcompress.cache import ENV_VAR, set_cache_dir
-
-    monkeypatch.setenv(ENV_VAR, str(tmp_path / "cache"))
-    set_cache_dir(None)
-    return tmp_path / "cache"
-
-
 @pytest.fixture(scope="module")
 def tok():
     return toy_tokenizer(WORDS)
