@@ -228,6 +228,7 @@ def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataB
 def run_config(cfg: dict) -> RunResult:
     """The whole run from a plain config dict (what the Hydra app passes, resolved)."""
     cfg = _merge(DEFAULTS, cfg)
+    cfg["latency"] = {**cfg["latency"], **dict(cfg["model"].get("latency") or {})}  # a model may ask for less
     set_progress(bool(cfg["progress"]))
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))
