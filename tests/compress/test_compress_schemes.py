@@ -28,8 +28,9 @@ def _weights(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_every_registered_scheme_has_a_yaml_and_is_tested():
-    assert set(SCHEMES.names()) == set(ALL) | {"none"}
-    for name in ALL + ["none"]:
+    # drop_layers applies to transformer stacks only; tests/compress/test_drop_layers.py covers it
+    assert set(SCHEMES.names()) == set(ALL) | {"none", "drop_layers"}
+    for name in ALL + ["none", "drop_layers"]:
         assert _load_yaml(name)["name"] == name
 
 
