@@ -180,3 +180,25 @@ def test_collect_caches_by_settings(cnn, tmp_cache, monkeypatch):
         assert out.mc_probs.shape == (3, 8, 10) and out.features.shape == (8, 16)
     assert len(calls) == 2, "same settings -> cache hit; another seed -> a new entry"
     assert (tmp_cache / "mc").is_dir() and (tmp_cache / "features").is_dir()
+
+
+@pytest.mark.slow  # importing brevitas takes several seconds
+@pytest.mark.parametrize("mode", ["full", "head"])
+def test_brevitas_model_keeps_its_quantizers_frozen(mode):
+    qnn = pytest.importorskip("brevitas.nn")
+    torch.manual_seed(0)
+    net = nn.Sequential(qnn.QuantLinear(8, 16, bias=True, weight_bit_width=4), qnn.QuantReLU(bit_width=4),
+                        nn.Dropout(0.2), qnn.QuantLinear(16, 3, bias=True, weight_bit_width=4)).eval()
+    b = ModelBundle(net, "brevitas_mlp", f"brev-{mode}", "image", 3, head="3")
+    x = torch.randn(10, 8)
+    seen = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, args, n=n: seen.__setitem__(n, mod.training))
+             for n, m in net.named_modules() if n]
+    try:
+        p1 = mc_probs(b, x, MCOptions(samples=4, mode=mode), progress=False)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert p1.std(0).max() > 0
+    assert torch.equal(p1, mc_probs(b, x, MCOptions(samples=4, mode=mode), progress=False))
+    assert {n for n, t in seen.items() if t} <= {"2"}, "only the dropout module may be in train mode"
