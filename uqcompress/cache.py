@@ -41,7 +41,7 @@ def _feed(h: "hashlib._Hash", obj: Any) -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
         h.update(f"tensor{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-d: BN counters
     elif isinstance(obj, np.ndarray):
         a = np.ascontiguousarray(obj)
         h.update(f"ndarray{a.shape}{a.dtype}".encode())
@@ -113,10 +113,37 @@ def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated zip, foreign objects
-        raise ValueError(f"{what} {path} is corrupt or not a plain-tensor checkpoint: {type(e).__name__}: {e}") from None
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{what} {path} is corrupt or not a plain-tensor checkpoint ({type(e).__name__}: {first})") from None
 
 
-def cached(kind: str, key: str, compute: Callable[[], Any], log: Callable[[str], None] | None = None) -> Any:
+EVENTS = "events.jsonl"
+
+
+def log_event(event: str, kind: str, key: str, **meta: Any) -> None:
+    """Append one JSON line to ``<cache>/events.jsonl`` (O_APPEND: concurrent jobs never interleave a line).
+
+    Sweeps and tests read it to count real work, e.g. how many inference passes a sweep ran.
+    """
+    line = json.dumps({"event": event, "kind": kind, "key": key, "pid": os.getpid(), **meta}, default=str) + "\n"
+    fd = os.open(cache_dir() / EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def read_events(kind: str | None = None, event: str | None = None) -> list[dict]:
+    """The cache's event log, optionally filtered by ``kind`` and ``event``."""
+    path = cache_dir() / EVENTS
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if (kind is None or r["kind"] == kind) and (event is None or r["event"] == event)]
+
+
+def cached(kind: str, key: str, compute: Callable[[], Any], log: Callable[[str], None] | None = None,
+           **meta: Any) -> Any:
     """Return the cached tensor payload ``kind/key.pt``, computing and storing it atomically on a miss.
 
     A corrupt entry (e.g. a crashed writer on another file system) is recomputed, not trusted.
@@ -136,4 +163,5 @@ def cached(kind: str, key: str, compute: Callable[[], Any], log: Callable[[str],
         log(f"cache miss {kind}/{key}")
     out = compute()
     atomic_torch_save(out, path)
+    log_event("compute", kind, key, **meta)
     return out

@@ -11,8 +11,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import threading
-from collections import Counter
 from typing import Any
 
 import torch
@@ -22,11 +20,6 @@ from uqcompress.models.base import ModelBundle, call_module
 from uqcompress.progress import progress_bar
 
 log = logging.getLogger(__name__)
-
-#: How many real (uncached) inference passes each (model fingerprint, split fingerprint) got in this process.
-#: Sweeps and tests read it to check that work is shared.
-FORWARD_PASSES: Counter = Counter()
-_lock = threading.Lock()
 
 
 def _batches(x: Any, batch_size: int):
@@ -65,17 +58,19 @@ def predict_logits(bundle: ModelBundle, x: Any, batch_size: int = 256, progress:
 
 def cached_logits(bundle: ModelBundle, split_name: str, x: Any, *, batch_size: int = 256, progress: bool = True,
                   split_key: str | None = None) -> torch.Tensor:
-    """:func:`predict_logits`, cached on disk by (model fingerprint, data fingerprint)."""
+    """:func:`predict_logits`, cached on disk by (model fingerprint, data fingerprint).
+
+    Each real pass is logged in the cache's ``events.jsonl`` (kind ``logits``), so a sweep can show that the
+    baseline ran once and each scheme once.
+    """
     split_key = split_key or fingerprint(x if isinstance(x, torch.Tensor) else list(x))
     key = fingerprint("logits", bundle.fingerprint, split_key)
 
     def compute() -> torch.Tensor:
-        with _lock:
-            FORWARD_PASSES[(bundle.fingerprint, split_key)] += 1
         log.info("inference: %s on %s (%d samples)", bundle.label, split_name, len(x))
         return predict_logits(bundle, x, batch_size, progress, desc=f"{bundle.label}:{split_name}")
 
-    return cached("logits", key, compute, log=log.debug)
+    return cached("logits", key, compute, log=log.debug, model=bundle.label, split=split_name)
 
 
 def collect_outputs(bundle: ModelBundle, split_name: str, split, needs: frozenset[str] = frozenset(),

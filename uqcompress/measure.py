@@ -2,9 +2,13 @@
 
 Example:
     >>> import torch
-    >>> from uqcompress.measure import state_dict_bytes
+    >>> from uqcompress.measure import state_dict_bytes, weight_sparsity
     >>> state_dict_bytes(torch.nn.Linear(10, 10)) > 440   # 110 float32 values + zip/pickle framing
     True
+    >>> lin = torch.nn.Linear(4, 4)
+    >>> with torch.no_grad(): _ = lin.weight[:2].zero_()
+    >>> weight_sparsity(lin)
+    0.5
 """
 from __future__ import annotations
 
@@ -48,3 +52,94 @@ def latency_ms_per_sample(bundle: ModelBundle, x: Any, batch_size: int = 32, rep
         "latency_batch_size": n,
         "latency_threads": torch.get_num_threads(),
     }
+
+
+def dense_weight(layer: nn.Module) -> torch.Tensor | None:
+    """A layer's weight as a plain float tensor, whatever its storage (float, torch.ao quantized/packed, torchao
+    tensor subclass, brevitas fake-quantized value); None for a layer without a single ``weight`` (e.g. LSTM)."""
+    quant_weight = getattr(layer, "quant_weight", None)  # brevitas: the weight the layer actually computes with
+    if callable(quant_weight):
+        try:
+            with torch.no_grad():
+                v = quant_weight()
+            return getattr(v, "value", v).detach().float()
+        except Exception:
+            pass
+    w = getattr(layer, "weight", None)
+    if w is None:
+        return None
+    if callable(w) and not isinstance(w, torch.Tensor):  # torch.ao quantized modules: weight() unpacks
+        try:
+            w = w()
+        except Exception:
+            return None
+    if not isinstance(w, torch.Tensor):
+        return None
+    w = w.detach()
+    if w.is_quantized or type(w) not in (torch.Tensor, nn.Parameter):  # qint8 / torchao subclasses
+        w = w.dequantize()
+    return w.float()
+
+
+def weight_sparsity(module: nn.Module, names: list[str] | None = None) -> float:
+    """Share of exactly-zero weight values over the layers ``names`` (default: every weight matrix / conv kernel,
+    i.e. layers whose weight has >= 2 dims, embeddings excluded).
+
+    Biases and norm scales are not counted. NaN when none of the layers has a readable weight.
+    """
+    if names is not None:
+        layers = [module.get_submodule(n) for n in names]
+    else:
+        layers = [m for m in module.modules() if not isinstance(m, nn.Embedding)]
+    zeros = total = 0
+    for layer in layers:
+        w = dense_weight(layer)
+        if w is None or (names is None and w.dim() < 2):
+            continue
+        zeros += int((w == 0).sum())
+        total += w.numel()
+    return zeros / total if total else float("nan")
+
+
+def weight_bits(module: nn.Module) -> int:
+    """Bits per value of the module's floating-point parameters (32 for float32, 16 for half); the dtype with the
+    most elements wins."""
+    counts: dict[torch.dtype, int] = {}
+    for p in module.parameters():
+        if p.is_floating_point():
+            counts[p.dtype] = counts.get(p.dtype, 0) + p.numel()
+    if not counts:
+        return 32
+    return torch.finfo(max(counts, key=counts.get)).bits
+
+
+def compare_latency(bundles: dict[str, ModelBundle], x: Any, batch_size: int = 32, repeats: int = 15,
+                    warmup: int = 3, stat: str = "median") -> dict[str, float]:
+    """Median (``stat="median"``) or best (``stat="min"``, the least-disturbed run) ms per sample for each bundle, timed *interleaved* (one batch of each per round, the order rotated
+    every round so no model always runs first) so that load from other processes on a shared machine hits every
+    model alike; ratios between them are then meaningful.
+
+    Example:
+        >>> import torch
+        >>> from uqcompress.models.base import ModelBundle
+        >>> b = ModelBundle(torch.nn.Linear(8, 2), "lin", "x", "image", 2)
+        >>> sorted(compare_latency({"a": b, "b": b}, torch.zeros(4, 8), repeats=2, warmup=1))
+        ['a', 'b']
+    """
+    if stat not in ("median", "min"):
+        raise ValueError(f"stat='{stat}' is not one of: median, min")
+    batch = x[:batch_size]
+    n = len(batch)
+    inputs = {k: b.prepare(batch) for k, b in bundles.items()}
+    times: dict[str, list[float]] = {k: [] for k in bundles}
+    keys = list(bundles)
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            for k in keys[i % len(keys):] + keys[: i % len(keys)]:
+                module = bundles[k].module.eval()
+                t0 = time.perf_counter()
+                call_module(module, inputs[k])
+                if i >= warmup:
+                    times[k].append(time.perf_counter() - t0)
+    reduce = statistics.median if stat == "median" else min
+    return {k: 1000.0 * reduce(v) / n for k, v in times.items()}

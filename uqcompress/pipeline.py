@@ -23,7 +23,7 @@ from uqcompress import metrics as M
 from uqcompress.compress import CompressContext, compress
 from uqcompress.data import DataBundle, Split, conform_images, load_dataset
 from uqcompress.inference import collect_outputs
-from uqcompress.measure import latency_ms_per_sample, state_dict_bytes
+from uqcompress.measure import latency_ms_per_sample, state_dict_bytes, weight_bits, weight_sparsity
 from uqcompress.models import BuildContext, build_model
 from uqcompress.models.base import ModelBundle
 from uqcompress.progress import set_progress
@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "selector": {"name": "coverage", "target": 0.9},
     "ood": {"name": "none"},
     "latency": {"batch_size": 32, "repeats": 10, "warmup": 2},
+    "deploy": {"export": None, "model": "compressed"},
 }
 
 
@@ -81,6 +82,8 @@ def resolve_device(device: str) -> str:
 
 def _merge(defaults: dict, cfg: dict) -> dict:
     out = dict(defaults)
+    if isinstance(cfg.get("name"), str) and cfg.get("name") != out.get("name"):
+        return dict(cfg)  # another choice of a config group (selector=risk): the default's options do not apply
     for k, v in cfg.items():
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
@@ -104,10 +107,13 @@ def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
         if n:
             g = np.random.default_rng(cfg["seed"]).permutation(len(ood))[: int(n)]
             ood = ood.subset(np.sort(g))
+        # covariate shift (same classes, labelled, e.g. ood=cifar10_c) keeps its labels: accuracy on it is defined
+        shift = ood_bundle.info.get("shift") == "covariate" and ood_bundle.class_names == data.class_names
+        labels = ood.y if shift else None
         if data.modality == "image":
-            ood = Split(conform_images(ood.x, data.image_shape), None)
+            ood = Split(conform_images(ood.x, data.image_shape), labels)
         else:
-            ood = Split(ood.x, None)
+            ood = Split(ood.x, labels)
     return data, ood
 
 
@@ -149,10 +155,18 @@ def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg
         o = M.ood(conf["test"], conf["ood"])
         m.update({f"ood_{k}": v for k, v in o.items()})
         m["ood_coverage"] = float(accept["ood"].double().mean())  # share of OOD inputs the selector still answers
+        if ood.y is not None:  # covariate shift: the selector's behaviour on labelled shifted inputs
+            shift_correct = probs["ood"].argmax(-1) == ood.y
+            m["shift_accuracy"] = M.accuracy(probs["ood"], ood.y)
+            sel = M.selective(conf["ood"], shift_correct, accept["ood"])
+            m.update({f"shift_{k}": sel[k] for k in ("coverage", "selective_risk", "saved_rate")})
     m["model_size_bytes"] = state_dict_bytes(bundle.module)
+    m["bits"] = bundle.info.get("bits", weight_bits(bundle.module))  # measured for models no scheme touched
+    m["sparsity"] = bundle.info.get("sparsity", weight_sparsity(bundle.module))
     lat = dict(cfg["latency"])
     m.update(latency_ms_per_sample(bundle, data["test"].x, **lat))
-    for k in ("scheme", "bits", "simulated", "sparsity", "backend", "note"):
+    for k in ("scheme", "act_bits", "simulated", "sparsity_target", "group_size",
+              "calibration_samples", "backend", "note"):
         if k in bundle.info:
             m[k] = bundle.info[k]
     return ModelEval(bundle, outputs, probs, conf, accept, scorer, selector, m)
@@ -186,6 +200,8 @@ def predictions_frame(base: ModelEval, comp: ModelEval) -> pd.DataFrame:
             "label": (y.numpy() if y is not None else np.full(n, -1)),
             "baseline_pred": base.probs[split].argmax(-1).numpy(),
             "compressed_pred": comp.probs[split].argmax(-1).numpy(),
+            "baseline_pmax": base.probs[split].max(-1).values.double().numpy(),
+            "compressed_pmax": comp.probs[split].max(-1).values.double().numpy(),
             "baseline_confidence": base.confidence[split].double().numpy(),
             "compressed_confidence": comp.confidence[split].double().numpy(),
             "baseline_accepted": base.accept[split].numpy(),
@@ -212,6 +228,7 @@ def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataB
 def run_config(cfg: dict) -> RunResult:
     """The whole run from a plain config dict (what the Hydra app passes, resolved)."""
     cfg = _merge(DEFAULTS, cfg)
+    cfg["latency"] = {**cfg["latency"], **dict(cfg["model"].get("latency") or {})}  # a model may ask for less
     set_progress(bool(cfg["progress"]))
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))
@@ -230,8 +247,17 @@ def run_config(cfg: dict) -> RunResult:
         "config.data": cfg["data"]["name"], "config.ood": (cfg.get("ood") or {}).get("name", "none"),
         "config.seed": cfg["seed"], "config.device": device,
     }
+    if data.info.get("label_mapping"):  # string labels -> ids: report the mapping as class names in id order
+        mapping = data.info["label_mapping"]
+        meta["data.label_mapping"] = sorted(mapping, key=mapping.get)
     for k, v in baseline.info.items():
         if isinstance(v, (str, int, float, bool)):
             meta[f"info.baseline.{k}"] = v
     result.metrics.update(meta)
+    deploy = dict(cfg.get("deploy") or {})
+    if deploy.get("export"):  # deploy.export=PATH: one-file SelectivePredictor of the compressed (or baseline) model
+        from uqcompress.predictor import export_run
+
+        path = export_run(result, cfg, data, deploy["export"], which=deploy.get("model", "compressed"))
+        result.metrics["deploy.path"] = str(path)
     return result

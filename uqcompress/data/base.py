@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from uqcompress.cache import fingerprint
 
-MODALITIES = ("image", "text", "multiple_choice")
+MODALITIES = ("image", "text", "multiple_choice", "tensor")  # tensor: any other tensor input (tabular, audio, ...)
 
 
 @dataclass
@@ -59,7 +59,7 @@ class DataBundle:
 
     Attributes:
         name: registry name (``mnist``).
-        modality: ``image`` | ``text`` | ``multiple_choice``.
+        modality: ``image`` | ``text`` | ``multiple_choice`` | ``tensor``.
         num_classes: size of the label space (None for unlabeled OOD sets).
         splits: ``fit`` / ``calibration`` / ``test`` for ID data; OOD sets use ``test``.
         class_names: human names of the classes.

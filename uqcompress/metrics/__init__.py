@@ -1,19 +1,40 @@
-# TEMPORARY stub so the pipeline runs until the metrics branch (issue 9) is merged; replaced wholesale by it.
-import numpy as np, torch, math
-from sklearn.metrics import roc_auc_score
-def _n(a): return a.detach().double().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, float)
-def accuracy(p, y): return float((_n(p).argmax(1) == _n(y)).mean())
-def calibration(p, y, n_bins=15):
-    p=_n(p); y=_n(y).astype(int); return {"ece": 0.0, "nll": float(-np.log(p[np.arange(len(y)), y]+1e-12).mean()), "brier": 0.0}
-def selective(c, correct, acc):
-    correct=_n(correct).astype(bool); acc=_n(acc).astype(bool)
-    return {"coverage": acc.mean(), "selective_risk": 1-correct[acc].mean(), "saved_rate": (~correct[~acc]).mean() if (~acc).any() else float('nan'), "error_catch_rate": 0.0}
-def aurc(c, correct): return {"aurc": 0.0, "eaurc": 0.0}
-def ood(ci, co):
-    s=np.r_[-_n(ci), -_n(co)]; l=np.r_[np.zeros(len(ci)), np.ones(len(co))]; return {"auroc": roc_auc_score(l,s), "fpr95": 0.0, "aupr_in": 0.0, "aupr_out": 0.0}
-def flips(pb, pc, y):
-    b=_n(pb).argmax(1); c=_n(pc).argmax(1); y=_n(y); c2i=((b==y)&(c!=y)).mean(); i2c=((b!=y)&(c==y)).mean(); af=(b!=c).mean()
-    return {"flips": c2i+i2c, "c2i": c2i, "i2c": i2c, "all_flips": af, "agreement": 1-af}
-def kl_from_logits(a, b):
-    la=torch.log_softmax(a.double(),-1); lb=torch.log_softmax(b.double(),-1); return float((la.exp()*(la-lb)).sum(-1).mean())
-def js_from_logits(a,b): return 0.0
+"""Every number uqcompress reports, defined once (DESIGN.md "Definitions"), as pure functions over arrays.
+
+Inputs are numpy arrays or torch tensors of any float dtype (CPU or not; converted without copying where possible);
+probabilities are (N, K) rows summing to 1 (within 1e-3), labels are ints in [0, K), confidence is higher = more
+confident. Results are Python floats (or dicts / tuples of them), accumulated in float64. Bad input raises a
+one-line ``ValueError`` naming the argument; an undefined result is NaN with an :class:`UndefinedMetricWarning`.
+
+Example:
+    >>> from uqcompress import metrics as M
+    >>> M.accuracy([[0.9, 0.1], [0.2, 0.8]], [0, 0])
+    0.5
+"""
+from __future__ import annotations
+
+from ._validate import UndefinedMetricWarning
+from .agreement import flips, js_divergence, js_from_logits, kl_divergence, kl_from_logits
+from .bootstrap import bootstrap_ci
+from .classification import accuracy, calibration, ece
+from .correlation import spearman
+from .ood import auroc, ood
+from .selective import aurc, risk_coverage_curve, selective
+
+__all__ = [
+    "UndefinedMetricWarning",
+    "accuracy",
+    "aurc",
+    "auroc",
+    "bootstrap_ci",
+    "calibration",
+    "ece",
+    "flips",
+    "js_divergence",
+    "js_from_logits",
+    "kl_divergence",
+    "kl_from_logits",
+    "ood",
+    "risk_coverage_curve",
+    "selective",
+    "spearman",
+]

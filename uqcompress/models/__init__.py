@@ -17,6 +17,9 @@ from uqcompress.models.base import ModelBundle, call_module, check_num_classes
 from uqcompress.registry import Registry
 
 MODELS = Registry("model", package="uqcompress.models")
+#: Architecture-only builders keyed like MODELS: ``fn(cfg, num_classes, input_shape) -> ModelBundle`` with untrained
+#: weights and no data access, so a saved SelectivePredictor can rebuild its module without the training data.
+ARCHITECTURES = Registry("architecture", package="uqcompress.models")
 
 
 @dataclass
@@ -39,4 +42,4 @@ def build_model(cfg: dict, data, ctx: BuildContext | None = None) -> ModelBundle
     return bundle
 
 
-__all__ = ["MODELS", "BuildContext", "ModelBundle", "build_model", "call_module"]
+__all__ = ["ARCHITECTURES", "MODELS", "BuildContext", "ModelBundle", "build_model", "call_module"]

@@ -116,3 +116,12 @@ def cached_weights(module: nn.Module, kind: str, key: str, train: Callable[[nn.M
     if log:
         log(f"trained {kind}; cached at {path}")
     return module.eval()
+
+
+def find_head(module: nn.Module) -> str | None:
+    """Qualified name of the last ``nn.Linear`` registered in ``module`` (the usual classifier head), or None."""
+    name = None
+    for n, m in module.named_modules():
+        if isinstance(m, nn.Linear):
+            name = n
+    return name

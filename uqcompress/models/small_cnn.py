@@ -18,7 +18,7 @@ from torch import nn
 
 from uqcompress.cache import fingerprint
 from uqcompress.data.base import DataBundle
-from uqcompress.models import MODELS, BuildContext
+from uqcompress.models import ARCHITECTURES, MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, cached_weights, require_modality
 from uqcompress.models.train import fit_classifier
 
@@ -70,11 +70,22 @@ def _gather2d(pad: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torc
     return flat.gather(2, idx).reshape(rows.shape)
 
 
+def _arch(cfg: dict) -> dict:
+    return {k: cfg.get(k, d) for k, d in (("width", 32), ("hidden", 128), ("dropout", 0.3))}
+
+
+@ARCHITECTURES.register("small_cnn")
+def small_cnn_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...]) -> ModelBundle:
+    """The untrained architecture for (C, H, W) inputs: what a saved predictor rebuilds before loading its weights."""
+    module = SmallCNN(in_channels=int(input_shape[0]), num_classes=int(num_classes), **_arch(cfg)).eval()
+    return ModelBundle(module, "small_cnn", "architecture", "image", int(num_classes), head="classifier.4")
+
+
 @MODELS.register("small_cnn")
 def build_small_cnn(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     require_modality("small_cnn", "image", data)
     c = data.image_shape[0]
-    arch = {k: cfg.get(k, d) for k, d in (("width", 32), ("hidden", 128), ("dropout", 0.3))}
+    arch = _arch(cfg)
     train = {k: cfg.get(k, d) for k, d in (("epochs", 8), ("lr", 3e-3), ("batch_size", 64), ("weight_decay", 1e-4),
                                            ("augment", True))}
     fit = data["fit"]

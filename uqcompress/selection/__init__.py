@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 from uqcompress.registry import Registry
+from uqcompress.uncertainty.options import check_options
 from uqcompress.selection.base import Selector
 
 SELECTORS = Registry("selector", package="uqcompress.selection")
@@ -15,7 +16,9 @@ SELECTORS = Registry("selector", package="uqcompress.selection")
 
 def build_selector(cfg: dict) -> Selector:
     opts = {k: v for k, v in dict(cfg).items() if k != "name"}
-    return SELECTORS.get(cfg["name"])(**opts)
+    factory = SELECTORS.get(cfg["name"])
+    check_options("selector", cfg["name"], factory, opts)
+    return factory(**opts)
 
 
 __all__ = ["SELECTORS", "Selector", "build_selector"]

@@ -1,7 +1,10 @@
 """The scorer contract. Convention, stated once: **confidence is higher when the model is more confident.**
 
+Every registered scorer is tested against it (a confident, near one-hot logit row scores higher than a flat row).
 A scorer turns model outputs into (predictive probabilities, confidence per sample). It may be fit on the
-calibration split (temperature) and on fit-split features (feature-space scorers).
+calibration split (temperature scaling, composable with every scorer: ``uncertainty.temperature=true``) and on
+fit-split features (feature-space scorers). The math lives in pure functions (:mod:`uqcompress.uncertainty.functional`);
+``score`` takes :class:`Outputs` or a bare logits tensor, so single-pass scorers need no model.
 
 Example:
     >>> import torch
@@ -10,11 +13,13 @@ Example:
     >>> s = build_scorer({"name": "msp"})
     >>> s.score(Outputs(torch.tensor([[2.0, 0.0], [0.0, 0.0]]))).tolist()  # doctest: +ELLIPSIS
     [0.88..., 0.5]
+    >>> s.score(torch.tensor([[2.0, 0.0]])).tolist()  # doctest: +ELLIPSIS
+    [0.88...]
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -39,6 +44,20 @@ class Outputs:
         return self.logits.shape[0]
 
 
+def as_outputs(out: "Outputs | torch.Tensor") -> Outputs:
+    """``out`` itself, or a bare logits tensor wrapped as :class:`Outputs`."""
+    return out if isinstance(out, Outputs) else Outputs(torch.as_tensor(out))
+
+
+def require(out: Outputs, field: str, scorer: str) -> torch.Tensor:
+    """``out.<field>``, or a one-line error saying which scorer needs it and how the pipeline collects it."""
+    value = getattr(out, field)
+    if value is None:
+        raise ValueError(f"scorer '{scorer}' needs Outputs.{field}; collect it with "
+                         f"inference.collect_outputs(..., needs={{'{'mc' if field == 'mc_probs' else field}'}})")
+    return value
+
+
 class Scorer:
     """Base scorer: softmax probabilities at temperature ``self.temperature``; subclasses define ``confidence``.
 
@@ -50,6 +69,8 @@ class Scorer:
     needs: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, temperature: bool | float = False) -> None:
+        if not isinstance(temperature, (bool, int, float)) or (not isinstance(temperature, bool) and temperature <= 0):
+            raise ValueError(f"uncertainty.temperature={temperature!r} must be true, false or a positive number")
         self.fit_temperature = temperature is True
         self.temperature = float(temperature) if not isinstance(temperature, bool) else 1.0
 
@@ -61,17 +82,33 @@ class Scorer:
             self.temperature = fit_temperature(calibration.logits, calibration.labels)
         return self
 
-    def probs(self, out: Outputs) -> torch.Tensor:
-        """Predictive class probabilities (N, K)."""
+    def probs(self, out: Outputs | torch.Tensor) -> torch.Tensor:
+        """Predictive class probabilities (N, K), float64."""
+        out = as_outputs(out)
         return torch.softmax(out.logits.double() / self.temperature, dim=-1)
 
     def confidence(self, out: Outputs, probs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def score(self, out: Outputs) -> torch.Tensor:
+    def score(self, out: Outputs | torch.Tensor) -> torch.Tensor:
         """Confidence per sample (N,), float64, higher = more confident."""
+        out = as_outputs(out)
         return self.confidence(out, self.probs(out))
 
+    # ---- what a deployed predictor stores -------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """Constructor options other than ``temperature`` (JSON-able): ``build_scorer({"name", **config})``."""
+        return {}
+
+    def buffers(self) -> dict[str, torch.Tensor]:
+        """Tensors learned by ``fit`` other than the temperature (class means, a feature bank, ...)."""
+        return {}
+
+    def load_buffers(self, buffers: dict[str, torch.Tensor]) -> "Scorer":
+        for k, v in buffers.items():
+            setattr(self, k, v)
+        return self
+
     def state(self) -> dict:
-        """What a deployed predictor needs to reproduce the scores (JSON-able)."""
-        return {"name": self.name, "temperature": self.temperature}
+        """What a deployed predictor needs to reproduce the scores (JSON-able; tensors in :meth:`buffers`)."""
+        return {"name": self.name, "temperature": self.temperature, "config": self.config()}

@@ -1,0 +1,175 @@
+"""BIG-bench archive reading and CIFAR-10 decoding, on a small synthetic tarball the test makes (no download)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from uqcompress.data import bigbench, cifar10, load_dataset
+
+from tests.data.synthetic_bigbench import make_archive
+
+CLASSES = cifar10.CLASSES
+
+
+@pytest.fixture
+def archive(tmp_path, tmp_cache, monkeypatch):
+    path = tmp_path / "bigbench-1.0.0.tar.gz"
+    images, labels = make_archive(path)
+    calls = []
+
+    def fake_archive() -> Path:
+        calls.append(1)
+        return path
+
+    monkeypatch.setattr(bigbench, "bigbench_archive", fake_archive)
+    return path, images, labels, calls
+
+
+def test_read_task_files_extracts_only_the_task_and_caches_it(archive, tmp_cache):
+    path, _, _, calls = archive
+    files = bigbench.read_task_files("cifar10_classification", only=["base64/task.json"])
+    assert list(files) == ["base64/task.json"]
+    assert json.loads(files["base64/task.json"])["name"] == "base64"
+    extracted = sorted(p.relative_to(tmp_cache / "bigbench" / "tasks").as_posix()
+                       for p in (tmp_cache / "bigbench" / "tasks").rglob("*") if p.is_file())
+    assert extracted == ["cifar10_classification/base64/task.json", "index.json"]  # the hex sibling stays packed
+    assert not (tmp_cache / "escape.json").exists() and not (tmp_cache / "bigbench" / "escape.json").exists()
+    assert bigbench.task_names() == ["cifar10_classification", "other_task"]
+    n = len(calls)
+    again = bigbench.read_task_files("cifar10_classification", only=["base64/task.json"])
+    assert again == files and len(calls) == n  # served from disk, archive untouched
+    everything = bigbench.read_task_files("cifar10_classification")
+    assert sorted(everything) == ["base64/task.json", "hex/task.json", "task.json"]
+
+
+def test_unknown_task_or_file_is_one_line_with_close_matches(archive):
+    with pytest.raises(ValueError, match="no BIG-bench task 'cifar10_clasification'.*cifar10_classification"):
+        bigbench.read_task_files("cifar10_clasification")
+    with pytest.raises(ValueError, match="has no file 'nope.json'"):
+        bigbench.read_task_files("cifar10_classification", only=["nope.json"])
+
+
+def test_decode_cifar_json_roundtrips_pixels_and_labels(archive):
+    _, images, labels, _ = archive
+    raw = bigbench.read_task_files("cifar10_classification", only=["base64/task.json"])["base64/task.json"]
+    x, y = cifar10.decode_task_json(raw)
+    assert x.dtype == np.uint8 and x.shape == images.shape
+    np.testing.assert_array_equal(x, images)  # PNG is lossless
+    np.testing.assert_array_equal(y, labels)
+
+
+def test_decode_rejects_a_label_that_is_not_one_hot():
+    bad = json.dumps({"examples": [{"input": "", "target_scores": {c: 1 for c in CLASSES}}]}).encode()
+    with pytest.raises(ValueError, match="not one-hot"):
+        cifar10.decode_task_json(bad)
+
+
+def test_checksum_guards_the_arrays_and_the_npz_cache(archive, tmp_cache, monkeypatch):
+    _, images, labels, calls = archive
+    with pytest.raises(ValueError, match="sha256 .* expected"):
+        cifar10.cifar10_arrays()  # the synthetic archive is not the real CIFAR-10
+    monkeypatch.setattr(cifar10, "SHA256", cifar10.arrays_sha256(images, labels))
+    x, y = cifar10.cifar10_arrays()
+    np.testing.assert_array_equal(x, images)
+    npz = tmp_cache / "datasets" / "cifar10_test.npz"
+    assert npz.is_file()
+    n = len(calls)
+    x2, _ = cifar10.cifar10_arrays()  # from the npz only
+    assert len(calls) == n and np.array_equal(x2, x)
+    npz.write_bytes(b"garbage")  # a corrupt cache entry is decoded again, not trusted
+    x3, _ = cifar10.cifar10_arrays()
+    assert np.array_equal(x3, x)
+
+
+def test_arrays_sha256_depends_on_every_byte_and_the_shape():
+    x = np.zeros((2, 32, 32, 3), np.uint8)
+    y = np.array([0, 1])
+    base = cifar10.arrays_sha256(x, y)
+    x2 = x.copy()
+    x2[1, 5, 5, 2] = 1
+    assert cifar10.arrays_sha256(x2, y) != base
+    assert cifar10.arrays_sha256(x.reshape(1, 2, 32, 32, 3)[0], y) == base
+    assert cifar10.arrays_sha256(x.reshape(2, 32, 96, 1), y) != base
+
+
+def test_cifar10_loader_splits_stratified_deterministic_and_disjoint(archive, monkeypatch):
+    _, images, labels, _ = archive
+    monkeypatch.setattr(cifar10, "SHA256", cifar10.arrays_sha256(images, labels))
+    cfg = {"name": "cifar10", "splits": {"fit": 1 / 3, "calibration": 1 / 3, "test": 1 / 3}}
+    d = load_dataset(cfg, seed=0)
+    assert d.image_shape == (3, 32, 32) and d.num_classes == 10 and d.class_names == CLASSES
+    assert {k: len(s) for k, s in d.splits.items()} == {"fit": 10, "calibration": 10, "test": 10}
+    for s in d.splits.values():
+        assert sorted(s.y.tolist()) == list(range(10))  # one image per class in each split
+        assert s.x.dtype == torch.float32 and 0 <= float(s.x.min()) and float(s.x.max()) <= 1
+    rows = {k: {hashlib.sha1(im.numpy().tobytes()).hexdigest() for im in s.x} for k, s in d.splits.items()}
+    assert not (rows["fit"] & rows["test"]) and not (rows["calibration"] & rows["test"])
+    again = load_dataset(cfg, seed=0)
+    assert torch.equal(again["test"].x, d["test"].x)
+    other = load_dataset(cfg, seed=1)
+    assert not torch.equal(other["test"].x, d["test"].x)
+    # fractions may leave a remainder out; over 1 is an error naming the fractions
+    part = load_dataset({"name": "cifar10", "splits": {"fit": 1 / 3, "test": 1 / 3}}, seed=0)
+    assert {k: len(s) for k, s in part.splits.items()} == {"fit": 10, "test": 10}
+    with pytest.raises(ValueError, match="sum to at most 1"):
+        load_dataset({"name": "cifar10", "splits": {"fit": 0.8, "test": 0.8}}, seed=0)
+
+
+def test_download_falls_back_to_the_registry_file_and_checks_its_hash(tmp_path, tmp_cache, monkeypatch):
+    src = tmp_path / "src.tar.gz"
+    make_archive(src, per_class=1)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    monkeypatch.delenv(bigbench.ENV_VAR, raising=False)
+    monkeypatch.setattr(bigbench, "_pip_can_download", lambda: False)
+    monkeypatch.setattr(bigbench, "ARCHIVE_URL", src.as_uri())
+    monkeypatch.setattr(bigbench, "ARCHIVE_SHA256", "0" * 64)
+    with pytest.raises(bigbench.BigBenchUnavailable, match="sha256"):
+        bigbench.bigbench_archive()
+    assert not (tmp_cache / "bigbench" / bigbench.ARCHIVE_NAME).exists()  # nothing half-trusted left behind
+    monkeypatch.setattr(bigbench, "ARCHIVE_SHA256", digest)
+    got = bigbench.bigbench_archive()
+    assert got == tmp_cache / "bigbench" / bigbench.ARCHIVE_NAME and got.read_bytes() == src.read_bytes()
+
+
+def test_download_impossible_is_one_clear_line(tmp_cache, monkeypatch):
+    monkeypatch.delenv(bigbench.ENV_VAR, raising=False)
+    monkeypatch.setattr(bigbench, "_pip_can_download", lambda: False)
+    monkeypatch.setattr(bigbench, "ARCHIVE_URL", (tmp_cache / "missing.tar.gz").as_uri())
+    with pytest.raises(bigbench.BigBenchUnavailable) as e:
+        bigbench.bigbench_archive()
+    msg = str(e.value)
+    assert "\n" not in msg and "cannot download the bigbench 1.0.0 source archive" in msg
+    assert str(tmp_cache / "bigbench") in msg and bigbench.ENV_VAR in msg
+
+
+def test_env_var_names_a_local_archive(tmp_path, monkeypatch):
+    path = tmp_path / "bb.tar.gz"
+    path.write_bytes(b"x")
+    monkeypatch.setenv(bigbench.ENV_VAR, str(path))
+    assert bigbench.bigbench_archive() == path
+    monkeypatch.setenv(bigbench.ENV_VAR, str(tmp_path / "nope.tar.gz"))
+    with pytest.raises(bigbench.BigBenchUnavailable, match="is not a file"):
+        bigbench.bigbench_archive()
+
+
+def test_unreadable_archive_says_delete_it(tmp_path, tmp_cache, monkeypatch):
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"not a tarball at all")
+    monkeypatch.setattr(bigbench, "bigbench_archive", lambda: bad)
+    with pytest.raises(bigbench.BigBenchUnavailable, match="unreadable.*delete it"):
+        bigbench.read_task_files("cifar10_classification")
+
+
+@pytest.mark.skipif(not (Path.home() / ".cache/uqcompress/datasets/cifar10_test.npz").is_file(),
+                    reason="the real CIFAR-10 arrays are not in the user cache (run data=cifar10 once)")
+def test_real_cifar10_in_user_cache_has_1000_per_class_and_passes_checksum():
+    with np.load(Path.home() / ".cache/uqcompress/datasets/cifar10_test.npz") as z:
+        x, y = z["images"], z["labels"]
+    assert x.shape == (10000, 32, 32, 3) and x.dtype == np.uint8
+    assert np.bincount(y).tolist() == [1000] * 10
+    assert cifar10.arrays_sha256(x, y) == cifar10.SHA256

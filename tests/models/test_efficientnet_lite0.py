@@ -1,0 +1,113 @@
+"""EfficientNet-Lite0: strict load of the packaged ImageNet weights, a real-image sanity check, head adaptation
+with cached features, and int8 FX on the whole module (preprocessing included)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from uqcompress.data.base import DataBundle, Split
+from uqcompress.models import BuildContext, build_model
+from uqcompress.models import heads
+from uqcompress.models.efficientnet_lite import (LITE_MEAN, LITE_STD, EfficientNetLite0, imagenet_weights_path,
+                                                 load_imagenet)
+
+HOPPER = Path(__import__("matplotlib").get_data_path()) / "sample_data" / "grace_hopper.jpg"
+MILITARY_UNIFORM = 652  # ImageNet-1k class index
+
+
+def test_every_key_of_the_packaged_state_dict_matches():
+    sd = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
+    model = EfficientNetLite0()
+    assert set(model.state_dict()) == set(sd)  # no missing, no unexpected keys
+    for k, v in model.state_dict().items():
+        assert v.shape == sd[k].shape, k
+    m = load_imagenet()  # strict=True inside
+    assert sum(p.numel() for p in m.parameters()) == 4_652_008
+    assert torch.equal(m._conv_stem.weight, sd["_conv_stem.weight"])
+
+
+@pytest.mark.skipif(not HOPPER.is_file(), reason="matplotlib sample image missing")
+def test_imagenet_prediction_on_a_real_photo():
+    from PIL import Image
+
+    img = Image.open(HOPPER).convert("RGB")
+    w, h = img.size
+    s = min(w, h)
+    img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)).resize((224, 224), Image.BICUBIC)
+    x = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)[None].float() / 255
+    pre = heads.Preprocess(3, None, 224, LITE_MEAN, LITE_STD)
+    with torch.inference_mode():
+        p = load_imagenet()(pre(x)).softmax(-1)[0]
+    assert int(p.argmax()) == MILITARY_UNIFORM  # Grace Hopper in uniform: the classic check of ported weights
+    assert float(p[MILITARY_UNIFORM]) > 0.2
+
+
+def _tiny_data(n: int = 10, c: int = 3, size: int = 32, k: int = 3, seed: int = 0) -> DataBundle:
+    g = torch.Generator().manual_seed(seed)
+    splits = {}
+    for name in ("fit", "calibration", "test"):
+        y = torch.arange(n) % k
+        # class-dependent colour so that a head can learn something from frozen features
+        x = torch.rand(n, c, size, size, generator=g) * 0.3 + (y.float() / k).view(-1, 1, 1, 1) * 0.7
+        splits[name] = Split(x, y)
+    return DataBundle("tiny", "image", k, splits, class_names=[str(i) for i in range(k)])
+
+
+def test_head_fit_on_frozen_cached_features_and_features_computed_once(tmp_cache, monkeypatch):
+    calls = []
+    real = heads.extract_features
+
+    def counting(*a, **kw):
+        calls.append(len(a[1]))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(heads, "extract_features", counting)
+    data = _tiny_data()
+    cfg = {"name": "efficientnet_lite0", "image_size": 64, "head_fit": {"epochs": 100, "lr": 0.01}}
+    b = build_model(cfg, data, BuildContext(progress=False))
+    assert b.head == "head.1" and b.num_classes == 3 and calls == [10]
+    assert "ImageNet" in b.info["weights"] and "new head" in b.info["head"]
+    backbone = load_imagenet()
+    assert torch.equal(b.module.backbone._conv_stem.weight, backbone._conv_stem.weight)  # frozen
+    assert isinstance(b.module.get_submodule("head.0"), torch.nn.Dropout)  # MC-dropout has something to sample
+    with torch.inference_mode():
+        acc = float((b.logits(data["test"].x).argmax(1) == data["test"].y).float().mean())
+    assert acc >= 0.9  # the colour cue is learnable from ImageNet features
+    again = build_model(cfg, data, BuildContext(progress=False))
+    assert calls == [10] and again.fingerprint == b.fingerprint  # features and head came from the cache
+    other = build_model({**cfg, "image_size": 48}, data, BuildContext(progress=False))
+    assert calls == [10, 10] and other.fingerprint != b.fingerprint
+
+
+def test_gray_small_inputs_are_adapted_inside_the_module(tmp_cache):
+    data = _tiny_data(c=1, size=28)
+    b = build_model({"name": "efficientnet_lite0", "image_size": 32, "head_fit": {"epochs": 2}}, data,
+                    BuildContext(progress=False))
+    assert b.module.preprocess.in_channels == 1
+    assert b.logits(torch.rand(2, 1, 28, 28)).shape == (2, 3)
+
+
+def test_int8_fx_traces_fuses_and_tracks_fp32(tmp_cache):
+    from uqcompress.compress import compress
+
+    data = _tiny_data(n=16)
+    b = build_model({"name": "efficientnet_lite0", "image_size": 64, "head_fit": {"epochs": 30}}, data,
+                    BuildContext(progress=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = compress(b, {"name": "int8", "calibration_samples": 16}, data["calibration"].x)
+    mods = dict(q.module.named_modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in mods.values())  # BN folded into the convs
+    qconvs = [m for m in mods.values() if type(m).__module__.startswith("torch.ao.nn.quantized")
+              and "Conv" in type(m).__name__]
+    assert len(qconvs) == 1 + 1 + 2 + 15 * 3 + 1  # preprocessing affine, stem, blocks (no expand in the first), head
+    assert not any(type(m) is torch.nn.Conv2d for m in mods.values())  # no conv left in float
+    x = data["test"].x
+    with torch.inference_mode():
+        lf, lq = b.logits(x), q.logits(x)
+    assert (lf.argmax(1) == lq.argmax(1)).float().mean() >= 0.9
+    assert float((lf.softmax(1) - lq.softmax(1)).abs().max()) < 0.25

@@ -1,0 +1,63 @@
+import os
+
+import pytest
+import torch
+
+from uqcompress.cache import atomic_write_text, cached, fingerprint, safe_torch_load
+from uqcompress.report.results import read_results, write_results
+
+
+def test_fingerprint_changes_with_any_field_and_ignores_key_order():
+    base = {"name": "int8", "backend": "x86", "calibration_samples": 512}
+    assert fingerprint(base) == fingerprint(dict(reversed(list(base.items()))))
+    for k, v in [("backend", "fbgemm"), ("calibration_samples", 511), ("name", "int8_dynamic")]:
+        assert fingerprint({**base, k: v}) != fingerprint(base)
+    assert fingerprint(torch.zeros(3)) != fingerprint(torch.zeros(4))
+    assert fingerprint(torch.zeros(3)) != fingerprint(torch.zeros(3, dtype=torch.float64))
+
+
+def test_atomic_write_keeps_old_file_when_writer_dies(tmp_path, monkeypatch):
+    p = tmp_path / "results.json"
+    atomic_write_text(p, "old")
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_write_text(p, "new")
+    assert p.read_text() == "old"
+    assert [f.name for f in tmp_path.iterdir()] == ["results.json"]  # no temp file left behind
+
+
+def test_cached_recomputes_corrupt_entry(tmp_cache):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": torch.arange(3)}
+
+    a = cached("t", "k", compute)
+    b = cached("t", "k", compute)
+    assert len(calls) == 1 and torch.equal(a["x"], b["x"])
+    (tmp_cache / "t" / "k.pt").write_bytes(b"garbage")
+    c = cached("t", "k", compute)
+    assert len(calls) == 2 and torch.equal(c["x"], a["x"])
+
+
+def test_safe_load_corrupt_checkpoint_one_line(tmp_path):
+    p = tmp_path / "w.pt"
+    p.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="is corrupt") as e:
+        safe_torch_load(p)
+    assert "\n" not in str(e.value)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        safe_torch_load(tmp_path / "missing.pt")
+
+
+def test_results_roundtrip_nan_as_null(tmp_path):
+    write_results(tmp_path, {"baseline": {"accuracy": 0.5, "saved_rate": float("nan")}})
+    text = (tmp_path / "results.json").read_text()
+    assert '"baseline.saved_rate": null' in text
+    r = read_results(tmp_path)
+    assert r["baseline.accuracy"] == 0.5 and r["baseline.saved_rate"] != r["baseline.saved_rate"]

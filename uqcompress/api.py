@@ -1,0 +1,201 @@
+"""The Python front door: evaluate any ``nn.Module`` and your own data, no Hydra and no registry entry needed.
+
+The CLI (``python -m uqcompress``) and :func:`evaluate` share one pipeline (:func:`uqcompress.pipeline.evaluate_bundles`).
+
+Example:
+    >>> import torch, uqcompress
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <...>
+    >>> x = torch.randn(400, 8); y = (x[:, 0] > 0).long()
+    >>> model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    >>> res = uqcompress.evaluate(model, (x[:200], y[:200]), (x[200:], y[200:]), quant="int8_dynamic",
+    ...                           progress=False)  # doctest: +SKIP
+    >>> sorted(res.metrics)[:2]  # doctest: +SKIP
+    ['baseline.aurc', 'baseline.accuracy']
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from uqcompress.cache import fingerprint
+from uqcompress.compress import CompressContext, compress
+from uqcompress.data.base import DataBundle, Split
+from uqcompress.models.base import ModelBundle, call_module, find_head
+from uqcompress.pipeline import DEFAULTS, RunResult, _merge, evaluate_bundles
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` returns.
+
+    Attributes:
+        metrics: the flat keys of ``results.json`` (``baseline.accuracy``, ``compressed.flips``, ...).
+        predictions: one row per test / OOD sample (the columns of ``predictions.csv``).
+        run: the full :class:`~uqcompress.pipeline.RunResult` (outputs, fitted scorers and selectors).
+    """
+
+    metrics: dict[str, Any]
+    predictions: pd.DataFrame
+    run: RunResult
+
+    @property
+    def predictor(self):
+        """A deployable :class:`~uqcompress.SelectivePredictor` around the compressed model."""
+        from uqcompress.predictor import SelectivePredictor
+
+        comp = self.run.compressed
+        return SelectivePredictor.from_eval(comp.bundle, comp.scorer, comp.selector)
+
+    def plot(self, out_dir: str | None = None):
+        """Write this run's plots (PNG) into ``out_dir`` (default: a temp folder) and return their paths."""
+        from uqcompress.report.plots import plot_run
+
+        return plot_run(self.run, out_dir)
+
+
+def to_split(data: Any, name: str, labeled: bool = True) -> Split:
+    """A :class:`Split` from ``(x, y)`` (tensors, numpy arrays, or a list of texts and labels), a torch ``Dataset`` of
+    (x, y) pairs, a ``DataLoader``, a Split, or unlabeled inputs (a tensor / array / list of texts)."""
+    if isinstance(data, Split):
+        return data
+    if isinstance(data, list) and data and all(isinstance(t, str) for t in data):
+        x, y = data, None  # unlabeled texts (e.g. an OOD set)
+    elif isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], (int, float, str)):
+        x, y = data
+    elif isinstance(data, torch.utils.data.DataLoader):
+        xs, ys = [], []
+        for batch in data:
+            bx, by = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+            xs.append(bx)
+            ys.append(by)
+        x = torch.cat(xs) if isinstance(xs[0], torch.Tensor) else [s for b in xs for s in b]
+        y = None if ys[0] is None else torch.cat([torch.as_tensor(b) for b in ys])
+    elif isinstance(data, torch.utils.data.Dataset):
+        items = [data[i] for i in range(len(data))]  # type: ignore[arg-type]
+        if items and isinstance(items[0], (tuple, list)):
+            x = [it[0] for it in items]
+            y = torch.as_tensor([int(it[1]) for it in items])
+        else:
+            x, y = items, None
+        x = torch.stack(x) if x and isinstance(x[0], torch.Tensor) else x
+    elif isinstance(data, (torch.Tensor, np.ndarray)):
+        x, y = data, None
+    else:
+        raise TypeError(f"{name}: expected (x, y) tensors, a Dataset, a DataLoader or a Split, got {type(data).__name__}")
+    if isinstance(x, np.ndarray):  # numpy float64 -> float32, the dtype of torch modules
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32 if x.dtype.kind == "f" else None))
+    if isinstance(x, tuple):
+        x = list(x)
+    if isinstance(x, torch.Tensor) and x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    if y is not None:
+        y_arr = np.asarray(y)
+        if y_arr.dtype.kind not in "iub" and not (y_arr.dtype.kind == "f" and np.all(y_arr == np.round(y_arr))):
+            raise ValueError(f"{name}: labels must be integer class ids, got {y_arr.dtype} values such as "
+                             f"{y_arr.ravel().tolist()[0]!r}; map them to ids first (e.g. sorted(set(labels)).index)")
+        y = torch.as_tensor(y_arr.astype(np.int64))
+    if len(x) == 0:
+        raise ValueError(f"{name} is empty")
+    if y is not None and len(y) != len(x):
+        raise ValueError(f"{name}: {len(x)} inputs but {len(y)} labels")
+    if labeled and y is None:
+        raise ValueError(f"{name} needs labels: pass (x, y)")
+    return Split(x, y)
+
+
+def _modality(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return "image" if x.dim() == 4 else "tensor"
+    if isinstance(x, list) and x and isinstance(x[0], str):
+        return "text"
+    return "tensor"
+
+
+def bundle_from_module(model: nn.Module | ModelBundle, example: Split, prepare: Callable[[Any], Any] | None = None,
+                       name: str | None = None) -> ModelBundle:
+    """Wrap a user's logits-returning module as a :class:`ModelBundle` (class count read off one forward pass)."""
+    if isinstance(model, ModelBundle):
+        return model
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module returning logits, got {type(model).__name__}")
+    model.eval()
+    prep = prepare or (lambda b: b)
+    with torch.inference_mode():
+        out = call_module(model, prep(example.x[:2]))
+    if out.dim() != 2:
+        raise ValueError(f"model returned shape {tuple(out.shape)}; expected logits of shape (batch, classes)")
+    return ModelBundle(
+        model, name or type(model).__name__, fingerprint("user_model", type(model).__name__, model.state_dict()),
+        _modality(example.x), int(out.shape[1]), prepare=prep, head=find_head(model),
+    )
+
+
+def _cfg(value: str | dict | None, default: dict) -> dict:
+    if value is None:
+        return dict(default)
+    if isinstance(value, str):
+        return {"name": value}
+    if "name" not in value:
+        raise ValueError(f"config {value} needs a 'name' key")
+    return dict(value)
+
+
+def evaluate(
+    model: nn.Module | ModelBundle,
+    calibration: Any,
+    test: Any,
+    ood: Any = None,
+    quant: str | dict = "int8",
+    uncertainty: str | dict = "msp",
+    selector: str | dict = "coverage",
+    *,
+    fit: Any = None,
+    prepare: Callable[[Any], Any] | None = None,
+    compressed: nn.Module | None = None,
+    **options: Any,
+) -> EvalResult:
+    """Evaluate ``model`` and its compressed copy with selective prediction.
+
+    Args:
+        model: an ``nn.Module`` returning logits (or a :class:`ModelBundle`).
+        calibration, test: ``(x, y)`` tensors, a ``Dataset``/``DataLoader`` of (x, y), or a :class:`Split`.
+            The calibration split calibrates int8 observers, temperature and the selector threshold.
+        ood: optional out-of-distribution inputs (labels ignored).
+        quant, uncertainty, selector: config names (``"int8"``) or dicts (``{"name": "coverage", "target": 0.8}``).
+        fit: optional training-split data, needed only by feature-space scorers (mahalanobis, knn).
+        prepare: maps a raw batch to model inputs (e.g. a tokenizer); default identity.
+        compressed: your own compressed model instead of applying ``quant``.
+        **options: pipeline settings (``seed``, ``batch_size``, ``progress``, ``latency``, ...).
+    """
+    unknown = set(options) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown option(s) {sorted(unknown)}; choose from: {', '.join(sorted(DEFAULTS))}")
+    cal = to_split(calibration, "calibration")
+    tst = to_split(test, "test")
+    splits = {"calibration": cal, "test": tst}
+    if fit is not None:
+        splits["fit"] = to_split(fit, "fit")
+    base = bundle_from_module(model, cal, prepare)
+    data = DataBundle("user_data", _modality(cal.x), base.num_classes, splits)
+    ood_split = None if ood is None else to_split(ood, "ood", labeled=False)
+    cfg = _merge(DEFAULTS, {**options, "uncertainty": _cfg(uncertainty, DEFAULTS["uncertainty"]),
+                            "selector": _cfg(selector, DEFAULTS["selector"])})
+    if cfg.get("threads"):  # as in the CLI (pipeline.run_config)
+        torch.set_num_threads(int(cfg["threads"]))
+    if compressed is not None:
+        comp = bundle_from_module(compressed, cal, prepare or base.prepare, name=f"{base.name}_compressed")
+        comp.info["scheme"] = "user"
+    else:
+        qcfg = _cfg(quant, {"name": "none"})
+        comp = compress(base, qcfg, cal.x, CompressContext(cfg["seed"], "cpu", cfg["progress"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        run = evaluate_bundles(base, comp, data, ood_split, cfg)
+    return EvalResult(run.metrics, run.predictions, run)

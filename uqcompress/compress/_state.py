@@ -1,0 +1,71 @@
+"""Calibration passes and the on-disk cache of calibrated compressed models.
+
+A calibrated scheme (static int8, brevitas) splits its work into ``build`` (structure, deterministic, no data),
+``calibrate`` (observers see the calibration split) and ``finish`` (e.g. FX convert). The finished module's
+``state_dict`` is cached under ``compressed/<scheme>/<key>.pt``; a warm run rebuilds the structure, skips calibration
+and loads the state, so it never touches the calibration data.
+
+Example:
+    >>> import tempfile, torch
+    >>> from uqcompress.cache import set_cache_dir
+    >>> from uqcompress.compress._state import calibrated_module
+    >>> set_cache_dir(tempfile.mkdtemp())
+    >>> build = lambda: torch.nn.Linear(2, 2)
+    >>> [calibrated_module("demo", "k", build, lambda m: None)[1] for _ in range(2)]  # (module, cache_hit)
+    [False, True]
+    >>> set_cache_dir(None)
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from uqcompress.cache import atomic_torch_save, cache_dir, safe_torch_load
+from uqcompress.models.base import ModelBundle, call_module
+from uqcompress.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+
+def calibration_inputs(bundle: ModelBundle, calib_x: Any, batch_size: int) -> Iterator[Any]:
+    """Prepared module inputs for ``calib_x`` in batches of ``batch_size``."""
+    for i in range(0, len(calib_x), batch_size):
+        yield bundle.prepare(calib_x[i : i + batch_size])
+
+
+def run_calibration(bundle: ModelBundle, module: nn.Module, calib_x: Any, batch_size: int, progress: bool = False,
+                    desc: str = "calibrate") -> int:
+    """Forward ``calib_x`` through ``module`` (no grad) so its observers record statistics; returns #samples."""
+    if calib_x is None or len(calib_x) == 0:
+        raise ValueError(f"model '{bundle.name}': calibration needs samples but the calibration split is empty")
+    with torch.no_grad(), progress_bar(total=len(calib_x), desc=desc, enabled=progress) as bar:
+        for inputs in calibration_inputs(bundle, calib_x, batch_size):
+            call_module(module, inputs)
+            bar.update(len(inputs) if not isinstance(inputs, dict) else len(next(iter(inputs.values()))))
+    return len(calib_x)
+
+
+def calibrated_module(scheme: str, key: str, build: Callable[[], nn.Module], calibrate: Callable[[nn.Module], Any],
+                      finish: Callable[[nn.Module], nn.Module] = lambda m: m) -> tuple[nn.Module, bool]:
+    """``finish(calibrate(build()))``, or on a cache hit ``finish(build())`` with the cached state loaded.
+
+    Returns ``(module, cache_hit)``. An unreadable or mismatching entry is recomputed, never trusted.
+    """
+    path = cache_dir() / "compressed" / scheme / f"{key}.pt"
+    if path.is_file():
+        try:
+            state = safe_torch_load(path, what=f"cached {scheme} model")
+            module = finish(build())
+            module.load_state_dict(state, strict=True)
+            log.info("quant=%s: loaded calibrated model from cache %s", scheme, path)
+            return module.eval(), True
+        except (ValueError, RuntimeError, KeyError) as e:
+            log.warning("quant=%s: ignoring unusable cache entry %s (%s)", scheme, path, str(e).splitlines()[0])
+    module = build()
+    calibrate(module)
+    module = finish(module).eval()
+    atomic_torch_save(module.state_dict(), path)
+    return module, False

@@ -1,0 +1,185 @@
+"""Input checks and conversions shared by every metric, in one place.
+
+Every public metric passes its arguments through these helpers, so an input problem always reads the same way:
+a one-line ``ValueError`` naming the argument and the offending shape or value, e.g.
+``ValueError: probs has NaN at row 17`` or ``ValueError: labels has value 12 outside [0, 10)``.
+
+Dtype policy: torch tensors (any device, with or without grad) and numpy arrays are accepted. Floating inputs keep
+their precision (float16 / bfloat16 are widened to float32, which is exact); every sum, mean and ratio is then
+accumulated in float64 by the metric, whatever the input dtype.
+
+Undefined results (nothing abstained, no errors, an empty OOD split, ...) are NaN plus an
+:class:`UndefinedMetricWarning` (see :func:`warn_undefined`), never a crash and never a silent 0.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+ROW_SUM_TOL = 1e-3  # |sum_k p_k - 1| allowed per row (float16 softmax rows are off by ~5e-4)
+TINY = float(np.finfo(np.float64).tiny)  # smallest positive normal float64, the clamp for log(0)
+
+ArrayLike = Any  # numpy array, torch tensor, or a nested sequence of numbers
+
+
+class UndefinedMetricWarning(UserWarning):
+    """A metric is undefined for this input (e.g. no abstentions) and was returned as NaN."""
+
+
+def warn_undefined(message: str) -> float:
+    """Warn that a metric is undefined and return NaN.
+
+    Python's default warning filter shows a given message once per call site, so a loop over runs is not flooded;
+    callers emit each message at most once per metric call.
+    """
+    warnings.warn(message, UndefinedMetricWarning, stacklevel=3)
+    return float("nan")
+
+
+def to_numpy(x: ArrayLike, name: str) -> np.ndarray:
+    """Convert a tensor / array / sequence to a numpy array without copying when possible (float16 -> float32)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach()
+        if x.device.type != "cpu":
+            x = x.cpu()
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
+        if x.is_complex():
+            raise ValueError(f"{name} must be real; got dtype {x.dtype}")
+        a = x.resolve_conj().resolve_neg().numpy()
+    else:
+        try:
+            a = np.asarray(x)
+        except (ValueError, TypeError) as e:  # ragged nested lists
+            raise ValueError(f"{name} is not a rectangular array: {e}") from None
+    if a.dtype == np.float16:
+        a = a.astype(np.float32)
+    if a.dtype.kind in "fiub" and not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
+def _float(x: ArrayLike, name: str) -> np.ndarray:
+    a = to_numpy(x, name)
+    if a.dtype.kind == "f":
+        return a
+    if a.dtype.kind in "iub":
+        return a.astype(np.float64)
+    raise ValueError(f"{name} must hold real numbers; got dtype {a.dtype}")
+
+
+def _first_nonfinite(a: np.ndarray, name: str, where: str) -> ValueError:
+    """The error for the first NaN / inf in ``a`` (2-D: reported by row, 1-D: by index)."""
+    bad = ~np.isfinite(a)
+    flat = int(np.argmax(bad.reshape(-1)))
+    pos = np.unravel_index(flat, a.shape)
+    kind = "NaN" if np.isnan(a[pos]) else "inf"
+    return ValueError(f"{name} has {kind} at {where} {int(pos[0])}")
+
+
+def probs(x: ArrayLike, name: str = "probs") -> np.ndarray:
+    """(N, K) class probabilities: finite, >= 0, rows summing to 1 within ``ROW_SUM_TOL``. Returns a C-contiguous
+    float32/float64 array (no copy when the input already is one)."""
+    a = _float(x, name)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (N, K); got shape {tuple(a.shape)}")
+    if a.shape[1] == 0:
+        raise ValueError(f"{name} has no classes: shape {tuple(a.shape)}")
+    a = np.ascontiguousarray(a)
+    if a.shape[0] == 0:
+        return a
+    # one pass gives the row sums (einsum: single-threaded and faster than a BLAS gemv for small K);
+    # a NaN/inf anywhere in a row makes its sum non-finite
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = np.einsum("ij->i", a)
+    if not np.isfinite(s).all():
+        if not np.isfinite(a).all():
+            raise _first_nonfinite(a, name, "row")
+        # finite entries whose sum overflows: surely not a probability row
+        row = int(np.argmax(~np.isfinite(s)))
+        raise ValueError(f"{name} row {row} sums to {s[row]}, not 1 (tolerance {ROW_SUM_TOL:g})")
+    if a.min() < 0:
+        row = int(np.argmax((a < 0).any(axis=1)))
+        raise ValueError(f"{name} has negative value {float(a[row].min()):.6g} at row {row}")
+    if s.max() > 1.0 + ROW_SUM_TOL or s.min() < 1.0 - ROW_SUM_TOL:
+        row = int(np.argmax(np.abs(s.astype(np.float64) - 1.0) > ROW_SUM_TOL))
+        raise ValueError(f"{name} row {row} sums to {float(s[row]):.6g}, not 1 (tolerance {ROW_SUM_TOL:g})")
+    return a
+
+
+def logits(x: ArrayLike, name: str = "logits") -> np.ndarray:
+    """(N, K) finite real scores (logits or log-probabilities). Returns a C-contiguous float array."""
+    a = _float(x, name)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (N, K); got shape {tuple(a.shape)}")
+    if a.shape[1] == 0:
+        raise ValueError(f"{name} has no classes: shape {tuple(a.shape)}")
+    a = np.ascontiguousarray(a)
+    # row sums are finite unless an entry is NaN/inf (or huge entries overflow: then check entry by entry)
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite_rows = np.isfinite(np.einsum("ij->i", a)).all()
+    if a.size and not finite_rows and not np.isfinite(a).all():
+        raise _first_nonfinite(a, name, "row")
+    return a
+
+
+def scores(x: ArrayLike, name: str, n: int | None = None, like: str = "") -> np.ndarray:
+    """1-D finite real scores (e.g. confidence), optionally of length ``n`` (the length of argument ``like``)."""
+    a = _float(x, name)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (N,); got shape {tuple(a.shape)}")
+    if n is not None and a.shape[0] != n:
+        raise ValueError(f"{name} has length {a.shape[0]} but {like} has length {n}")
+    if a.size and not np.isfinite(a).all():
+        raise _first_nonfinite(a, name, "index")
+    return a
+
+
+def binary(x: ArrayLike, name: str, n: int | None = None, like: str = "") -> np.ndarray:
+    """1-D boolean mask from bool or 0/1 values, optionally of length ``n``."""
+    a = to_numpy(x, name)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (N,); got shape {tuple(a.shape)}")
+    if n is not None and a.shape[0] != n:
+        raise ValueError(f"{name} has length {a.shape[0]} but {like} has length {n}")
+    if a.dtype == np.bool_:
+        return a
+    if a.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be bool or 0/1; got dtype {a.dtype}")
+    bad = (a != 0) & (a != 1)  # NaN counts as bad
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name} has value {a[i]} at index {i}; expected bool or 0/1")
+    return a.astype(bool)
+
+
+def labels(x: ArrayLike, name: str, n: int, k: int, like: str = "probs") -> np.ndarray:
+    """1-D integer class labels in [0, k) of length ``n``; integral floats are accepted."""
+    a = to_numpy(x, name)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (N,); got shape {tuple(a.shape)}")
+    if a.shape[0] != n:
+        raise ValueError(f"{name} has length {a.shape[0]} but {like} has {n} rows")
+    if a.dtype.kind == "b":
+        a = a.astype(np.int64)
+    elif a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a != np.round(a))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{name} must be integers; got {a[i]} at index {i}")
+        a = a.astype(np.int64)
+    elif a.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be integers; got dtype {a.dtype}")
+    if n and (a.min() < 0 or a.max() >= k):
+        i = int(np.argmax((a < 0) | (a >= k)))
+        raise ValueError(f"{name} has value {a[i]} outside [0, {k})")
+    return a
+
+
+def same_shape(a: np.ndarray, name_a: str, b: np.ndarray, name_b: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name_b} has shape {tuple(b.shape)} but {name_a} has shape {tuple(a.shape)}")
+

