@@ -4,6 +4,11 @@
 One ``nn.Module`` from token ids to logits, so compression (dynamic int8 on its Linear layers, pruning of attention /
 FFN) and MC-dropout (the encoder's own ``nn.Dropout`` modules + the dropout before the head) act on the whole
 transformer. ``head`` is the final Linear; its input is the pooled sentence embedding (for feature scorers).
+MC-dropout that switches only ``nn.Dropout`` modules gets 14 of them: embeddings, two per layer (after attention and
+after the FFN) and the one before the head; HF BERT applies its attention-probability dropout only when the attention
+module itself is in training mode, so that one stays off. Module names follow HF BERT
+(``encoder.encoder.layer.{i}.attention.self.query|key|value``, ``.attention.output.dense``, ``.intermediate.dense``,
+``.output.dense``), which is how pruning tells attention from FFN.
 
 Training (cached by a fingerprint of the weights files, config, fit data and seed):
 
