@@ -13,7 +13,7 @@ from uqcompress.data.base import DataBundle, Split
 from uqcompress.models import BuildContext, build_model
 from uqcompress.models import heads
 from uqcompress.models.efficientnet_lite import (LITE_MEAN, LITE_STD, EfficientNetLite0, imagenet_weights_path,
-                                                 load_imagenet)
+                                                 load_imagenet, relu6)
 
 HOPPER = Path(__import__("matplotlib").get_data_path()) / "sample_data" / "grace_hopper.jpg"
 MILITARY_UNIFORM = 652  # ImageNet-1k class index
@@ -111,3 +111,44 @@ def test_int8_fx_traces_fuses_and_tracks_fp32(tmp_cache):
         lf, lq = b.logits(x), q.logits(x)
     assert (lf.argmax(1) == lq.argmax(1)).float().mean() >= 0.9
     assert float((lf.softmax(1) - lq.softmax(1)).abs().max()) < 0.25
+
+
+def test_relu6_is_exact_in_float_and_survives_deepcopy():
+    import copy
+
+    act = relu6()
+    x = torch.linspace(-20, 20, 401)
+    assert torch.equal(act(x), torch.nn.functional.relu6(x))
+    assert type(act[0]) is torch.nn.ReLU  # what FX's Conv-BN-ReLU pattern needs
+    assert torch.equal(copy.deepcopy(act)(x), act(x))
+
+
+def test_int8_keeps_conv_bn_relu6_at_six_and_precise(tmp_cache):
+    """Conv-BN-ReLU6 quantizes as one fused conv calibrated on [0, 6]; a plain ReLU6 would leave the observer on the
+    pre-activation range (about [-75, 70] for the stem) and give [0, 6] a handful of levels."""
+    from torch.ao.nn.quantized import Hardtanh as QHardtanh
+    from torch.ao.nn.intrinsic.quantized import ConvReLU2d as QConvReLU2d
+
+    from uqcompress.compress import compress
+
+    data = _tiny_data(n=16)
+    b = build_model({"name": "efficientnet_lite0", "image_size": 64, "head_fit": {"epochs": 2}}, data,
+                    BuildContext(progress=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = compress(b, {"name": "int8", "calibration_samples": 16}, data["calibration"].x)
+    qm = dict(q.module.named_modules())
+    stem = qm["backbone._conv_stem"]
+    assert isinstance(stem, QConvReLU2d) and isinstance(qm["backbone._act_stem.1"], QHardtanh)
+    assert stem.zero_point == 0 and 127 * stem.scale == pytest.approx(6.0, rel=0.02)  # [0, 6] in 7 bits (x86)
+    got, want = {}, {}
+    qm["backbone._act_stem.1"].register_forward_hook(lambda m, i, o: got.setdefault("q", o.dequantize()))
+    b.module.backbone._act_stem.register_forward_hook(lambda m, i, o: want.setdefault("f", o))
+    x = data["test"].x
+    with torch.inference_mode():
+        q.module(x)
+        b.module(x)
+    q_out, f_out = got["q"], want["f"]
+    assert float(q_out.max()) <= 6.0 and float(f_out.max()) <= 6.0
+    sqnr = 10 * torch.log10((f_out ** 2).mean() / ((f_out - q_out) ** 2).mean())
+    assert sqnr > 25, f"stem output SQNR {sqnr:.1f} dB"
