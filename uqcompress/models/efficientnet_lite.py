@@ -9,7 +9,9 @@ Checked on real images (see tests and ``scripts/probe_efficientnet_lite.py``): t
 ``(255 x - 127) / 128``, not ImageNet mean/std (a linear probe on CIFAR-10 features: 0.79 vs 0.73), and TF "same"
 padding vs symmetric padding changes little (0.78 vs 0.79), so symmetric padding is used: it needs no pad ops
 between quantized convs. Resize (``model.image_size``), gray->RGB and the input scaling run inside the module
-(:class:`uqcompress.models.heads.Preprocess`), so ``quant=int8`` quantizes the whole network.
+(:class:`uqcompress.models.heads.Preprocess`), so ``quant=int8`` quantizes the whole network. On CIFAR-10 (160 px,
+head fit on 1,500 images, 2,000 test images): fp32 0.8425, int8 (x86 FX, 512 calibration images) 0.824, flips 0.079,
+int8 ~8x faster on 2 CPU threads (``scripts/bench_vision.py``).
 
 Example:
     >>> import torch
