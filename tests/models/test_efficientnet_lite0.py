@@ -13,7 +13,7 @@ from uqcompress.data.base import DataBundle, Split
 from uqcompress.models import BuildContext, build_model
 from uqcompress.models import heads
 from uqcompress.models.efficientnet_lite import (LITE_MEAN, LITE_STD, EfficientNetLite0, imagenet_weights_path,
-                                                 load_imagenet)
+                                                 load_imagenet, relu6)
 
 HOPPER = Path(__import__("matplotlib").get_data_path()) / "sample_data" / "grace_hopper.jpg"
 MILITARY_UNIFORM = 652  # ImageNet-1k class index
@@ -76,7 +76,7 @@ def test_head_fit_on_frozen_cached_features_and_features_computed_once(tmp_cache
     assert isinstance(b.module.get_submodule("head.0"), torch.nn.Dropout)  # MC-dropout has something to sample
     with torch.inference_mode():
         acc = float((b.logits(data["test"].x).argmax(1) == data["test"].y).float().mean())
-    assert acc >= 0.9  # the colour cue is learnable from ImageNet features
+    assert acc >= 0.8  # the colour cue is learnable from ImageNet features (chance: 0.33)
     again = build_model(cfg, data, BuildContext(progress=False))
     assert calls == [10] and again.fingerprint == b.fingerprint  # features and head came from the cache
     other = build_model({**cfg, "image_size": 48}, data, BuildContext(progress=False))
@@ -104,12 +104,57 @@ def test_int8_fx_traces_fuses_and_tracks_fp32(tmp_cache):
         q = compress(b, {"name": "int8", "calibration_samples": 16}, data["calibration"].x)
     mods = dict(q.module.named_modules())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in mods.values())  # BN folded into the convs
-    qconvs = [m for m in mods.values() if type(m).__module__.startswith("torch.ao.nn.quantized")
-              and "Conv" in type(m).__name__]
+    from torch.ao.nn.intrinsic.quantized import ConvReLU2d as QConvReLU2d
+    from torch.ao.nn.quantized import Conv2d as QConv2d
+
+    qconvs = [m for m in mods.values() if isinstance(m, QConv2d)]
     assert len(qconvs) == 1 + 1 + 2 + 15 * 3 + 1  # preprocessing affine, stem, blocks (no expand in the first), head
+    # every Conv-BN-ReLU6 became one fused int8 conv: stem, head conv, 15 expand and 16 depthwise convs
+    assert sum(isinstance(m, QConvReLU2d) for m in qconvs) == 1 + 1 + 15 + 16
     assert not any(type(m) is torch.nn.Conv2d for m in mods.values())  # no conv left in float
     x = data["test"].x
     with torch.inference_mode():
         lf, lq = b.logits(x), q.logits(x)
     assert (lf.argmax(1) == lq.argmax(1)).float().mean() >= 0.9
     assert float((lf.softmax(1) - lq.softmax(1)).abs().max()) < 0.25
+
+
+def test_relu6_is_exact_in_float_and_survives_deepcopy():
+    import copy
+
+    act = relu6()
+    x = torch.linspace(-20, 20, 401)
+    assert torch.equal(act(x), torch.nn.functional.relu6(x))
+    assert type(act[0]) is torch.nn.ReLU  # what FX's Conv-BN-ReLU pattern needs
+    assert torch.equal(copy.deepcopy(act)(x), act(x))
+
+
+def test_int8_keeps_conv_bn_relu6_at_six_and_precise(tmp_cache):
+    """Conv-BN-ReLU6 quantizes as one fused conv calibrated on [0, 6]; a plain ReLU6 would leave the observer on the
+    pre-activation range (about [-75, 70] for the stem) and give [0, 6] a handful of levels."""
+    from torch.ao.nn.intrinsic.quantized import ConvReLU2d as QConvReLU2d
+
+    from uqcompress.compress import compress
+
+    data = _tiny_data(n=16)
+    b = build_model({"name": "efficientnet_lite0", "image_size": 64, "head_fit": {"epochs": 2}}, data,
+                    BuildContext(progress=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = compress(b, {"name": "int8", "calibration_samples": 16}, data["calibration"].x)
+    qm = dict(q.module.named_modules())
+    stem = qm["backbone._conv_stem"]
+    assert isinstance(stem, QConvReLU2d) and "backbone._act_stem.0" not in qm  # the ReLU was fused into the conv
+    assert type(qm["backbone._act_stem.1"]) is torch.nn.Hardtanh  # runs on the int8 tensor, clamps at 6
+    assert stem.zero_point == 0 and 127 * stem.scale == pytest.approx(6.0, rel=0.02)  # [0, 6] in 7 bits (x86)
+    got, want = {}, {}
+    qm["backbone._act_stem.1"].register_forward_hook(lambda m, i, o: got.update(q=o.dequantize()))  # returns None
+    b.module.backbone._act_stem.register_forward_hook(lambda m, i, o: want.update(f=o))
+    x = data["test"].x
+    with torch.inference_mode():
+        q.module(x)
+        b.module(x)
+    q_out, f_out = got["q"], want["f"]
+    assert float(q_out.max()) <= 6.0 and float(f_out.max()) <= 6.0
+    sqnr = 10 * torch.log10((f_out ** 2).mean() / ((f_out - q_out) ** 2).mean())
+    assert sqnr > 25, f"stem output SQNR {sqnr:.1f} dB"

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HEAD_MODES = ("auto", "fit", "keep")
-HEAD_DEFAULTS = {"dropout": 0.2, "epochs": 40, "lr": 3e-3, "weight_decay": 1e-2, "batch_size": 128}
+HEAD_DEFAULTS = {"dropout": 0.5, "epochs": 100, "lr": 1e-3, "weight_decay": 1e-2, "batch_size": 128}
 VERSION = 1  # bump when preprocessing or the head recipe changes: invalidates cached features and heads
 
 
@@ -110,6 +110,7 @@ class Pretrained:
         source: where the weights came from (``"torchvision IMAGENET1K_V1"``, a file path, ``"random init"``).
         mean, std: the normalisation the weights were trained with.
         image_size: the native input size (the default for ``model.image_size``).
+        version: bump when the family's module code changes what it computes or how it quantizes (cache keys).
     """
 
     backbone: nn.Module
@@ -119,6 +120,7 @@ class Pretrained:
     mean: Sequence[float] = IMAGENET_MEAN
     std: Sequence[float] = IMAGENET_STD
     image_size: int = 224
+    version: int = 1
 
 
 @torch.inference_mode()
@@ -167,7 +169,8 @@ def adapt(name: str, pre: Pretrained, cfg: dict, data: DataBundle, seed: int, pr
         raise ValueError(f"model.head=keep but the {name} classifier ({pre.source}) has {pre_k} outputs and data set "
                          f"'{data.name}' has {k} classes; use model.head=fit")
     backbone_fp = fingerprint(pre.backbone)
-    prep = {"c": c, "input": h, "image_size": image_size, "mean": list(pre.mean), "std": list(pre.std)}
+    prep = {"c": c, "input": h, "image_size": image_size, "mean": list(pre.mean), "std": list(pre.std),
+            "version": pre.version}
     if keep:
         model.head[1].load_state_dict(pre.classifier.state_dict())
         head_info = "pretrained classifier kept"

@@ -50,6 +50,12 @@ def _check_arch(timm, arch: str) -> None:
         raise ValueError(f"model.arch={arch!r} is not a timm model{hint}")
 
 
+def _pretrained_cfg(timm, arch: str) -> dict:
+    """timm's default pretrained config of ``arch`` (classifier name, weights source) without building the model."""
+    cfg = timm.models.get_pretrained_cfg(arch)
+    return cfg.to_dict() if cfg is not None else {}
+
+
 def expected_cache(pretrained_cfg: dict) -> str:
     """Where timm would find the pretrained weights without a network (HF hub cache folder or torch hub file)."""
     if pretrained_cfg.get("hf_hub_id"):
@@ -70,23 +76,22 @@ def timm_pretrained(arch: str, cfg: dict, seed: int = 0, progress: bool = True) 
     _check_arch(timm, arch)
     weights = cfg.get("weights")
     torch.manual_seed(seed)
+    default_cfg = _pretrained_cfg(timm, arch)
     if weights:
         sd = load_weights_file(weights)
-        probe = timm.create_model(arch, pretrained=False)
-        classifier = probe.pretrained_cfg.get("classifier") or "fc"
+        classifier = default_cfg.get("classifier") or "fc"
         model = timm.create_model(arch, pretrained=False,
                                   num_classes=classifier_outputs(sd, classifier, arch, weights))
         load_strict(model, sd, arch, weights)
         source = str(weights)
     elif cfg.get("pretrained", True):
-        pcfg = timm.create_model(arch, pretrained=False).pretrained_cfg
         try:
             model = timm.create_model(arch, pretrained=True)
         except Exception as e:  # offline: huggingface_hub / urllib errors of many types
             msg = str(e).splitlines()[0] if str(e) else ""
             raise FileNotFoundError(
-                f"timm '{arch}' pretrained weights are not cached (expected at {expected_cache(pcfg)}) and cannot be "
-                f"downloaded ({type(e).__name__}: {msg[:200]}); {OFFLINE_HINT}"
+                f"timm '{arch}' pretrained weights are not cached (expected at {expected_cache(default_cfg)}) and "
+                f"cannot be downloaded ({type(e).__name__}: {msg[:200]}); {OFFLINE_HINT}"
             ) from None
         source = f"timm {arch} pretrained ({model.pretrained_cfg.get('tag') or 'default'})"
     else:
