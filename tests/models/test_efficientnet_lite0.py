@@ -91,8 +91,6 @@ def test_gray_small_inputs_are_adapted_inside_the_module(tmp_cache):
     assert b.logits(torch.rand(2, 1, 28, 28)).shape == (2, 3)
 
 
-@pytest.mark.xfail(reason="open gap of issue 8: static int8 of EfficientNet-Lite0 agrees with fp32 on 62.5% of random "
-                          "inputs (bar 90%); tracing and fusion hold", strict=False)
 def test_int8_fx_traces_fuses_and_tracks_fp32(tmp_cache):
     from uqcompress.compress import compress
 
