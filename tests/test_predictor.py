@@ -35,7 +35,10 @@ def tmp_cache(tmp_path, monkeypatch):
 def models():
     torch.manual_seed(0)
     base = ARCHITECTURES.get("small_cnn")(SPEC["model"], 10, (1, 14, 14))
-    return {"none": base, "int8": compress(base, {"name": "int8"}, torch.rand(32, 1, 14, 14))}
+    out = {"none": base, "int8": compress(base, {"name": "int8"}, torch.rand(32, 1, 14, 14))}
+    for name in REBUILT_BY_SCHEME:
+        out[name] = compress(base, {"name": name}, None)
+    return out
 
 
 def fitted(bundle, quant, scorer_cfg, selector_cfg):
@@ -50,6 +53,7 @@ def fitted(bundle, quant, scorer_cfg, selector_cfg):
     return pred
 
 
+REBUILT_BY_SCHEME = ("fp16", "bf16", "int8_dynamic", "prune_global_l1", "prune_2of4")
 CASES = [
     ("none", {"name": "msp", "temperature": True}, {"name": "coverage", "target": 0.7}),
     ("int8", {"name": "msp", "temperature": True}, {"name": "coverage", "target": 0.7}),
@@ -58,6 +62,11 @@ CASES = [
     ("int8", {"name": "mahalanobis"}, {"name": "coverage"}),
     ("int8", {"name": "mc_dropout", "samples": 4, "mode": "head", "seed": 3}, {"name": "mc_interval"}),
     ("none", {"name": "mc_dropout", "samples": 3, "mode": "full", "score": "entropy"}, {"name": "coverage"}),
+    ("fp16", {"name": "msp", "temperature": True}, {"name": "coverage", "target": 0.7}),
+    ("bf16", {"name": "entropy"}, {"name": "coverage"}),
+    ("int8_dynamic", {"name": "margin"}, {"name": "risk", "target": 0.5}),
+    ("prune_global_l1", {"name": "msp"}, {"name": "coverage"}),
+    ("prune_2of4", {"name": "energy"}, {"name": "coverage"}),
 ]
 
 
@@ -153,3 +162,14 @@ def test_cli_deploy_export(tmp_path, tmp_cache):
     assert results["deploy.path"] == str(out) and results["compressed.ood_auroc"] is not None
     labels, conf, accepted = SelectivePredictor.load(out).predict(torch.rand(5, 1, 28, 28))
     assert labels.shape == (5,)
+
+
+def test_export_of_a_scheme_without_rebuilder_is_one_line(tmp_path):
+    from types import SimpleNamespace
+
+    from uqcompress.predictor import export_run
+
+    result = SimpleNamespace(compressed=None, baseline=None)
+    with pytest.raises(ValueError, match=r"cannot save quant='brevitas_w8a8'.*deployable schemes: .*int8_dynamic"):
+        export_run(result, {"quant": {"name": "brevitas_w8a8"}}, None, tmp_path / "p.pt")
+    assert not (tmp_path / "p.pt").exists()

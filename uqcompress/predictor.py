@@ -79,6 +79,22 @@ def _rebuild_int8(arch: ModelBundle, quant: dict, state: dict, example: Any) -> 
     return module.eval()
 
 
+def _rebuild_by_scheme(arch: ModelBundle, quant: dict, state: dict, example: Any) -> nn.Module:
+    """Schemes whose module structure needs no calibration data (casts, dynamic int8, pruning): apply the scheme to
+    the untrained architecture for the structure, then load the saved numbers into it."""
+    from uqcompress.compress import CompressContext, compress
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = compress(arch, quant, None, CompressContext(progress=False)).module
+    module.load_state_dict(state)
+    return module.eval()
+
+
+for _name in ("fp16", "bf16", "int8_dynamic", "prune_global_l1", "prune_2of4"):
+    REBUILDERS.register(_name, _rebuild_by_scheme)
+
+
 def _example_inputs(arch: ModelBundle, spec: dict) -> Any:
     if arch.modality == "image":
         shape = spec.get("input_shape")
