@@ -28,6 +28,41 @@ def test_top1_torch_and_numpy_paths_agree_on_ties(dtype):
         np.testing.assert_array_equal(a_n, i_n)
 
 
+def _bad_probs() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    good = rng.dirichlet(np.ones(4), 64)
+    cases = {}
+    for name, (row, col, value) in {"nan": (17, 2, np.nan), "inf": (5, 0, np.inf), "negative": (9, 1, -0.25),
+                                     "sum": (30, 3, 3.0)}.items():
+        x = good.copy()
+        x[row, col] = value
+        cases[name] = x
+    return cases
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_validation_torch_and_numpy_paths_give_the_same_errors(dtype):
+    from uqcompress import metrics as M
+
+    good = np.random.default_rng(0).dirichlet(np.ones(4), 64).astype(dtype)
+    y = np.arange(64) % 4
+    for torch_path in (True, False):
+        min_elems = 1 if torch_path else 1 << 62
+        with mock.patch.object(K, "TORCH_MIN_ELEMS", min_elems), mock.patch.object(K, "_idle_core", lambda: torch_path):
+            s, lowest = K.row_sums_and_min(good)
+            np.testing.assert_allclose(s, good.sum(1), rtol=1e-6)
+            assert lowest == good.min()
+            assert M.accuracy(good, y) == float(np.mean(good.argmax(1) == y))
+            messages = {}
+            for name, bad in _bad_probs().items():
+                with pytest.raises(ValueError) as e:
+                    M.accuracy(bad.astype(dtype), y)
+                messages[name] = str(e.value)
+        assert messages == {"nan": "probs has NaN at row 17", "inf": "probs has inf at row 5",
+                            "negative": "probs has negative value -0.25 at row 9",
+                            "sum": messages["sum"]} and messages["sum"].startswith("probs row 30 sums to")
+
+
 def test_bins_follow_linspace_edges_like_numpy_histogram():
     edges = np.linspace(0.0, 1.0, 16)
     conf = np.concatenate([edges, np.nextafter(edges, -1.0)[1:], np.nextafter(edges, 2.0)[:-1], [1.0005]])

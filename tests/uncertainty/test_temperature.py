@@ -48,7 +48,7 @@ def test_needs_labels():
 
 @pytest.mark.slow
 def test_embedded_default_matches_netcal_and_lowers_test_nll(tmp_cache):
-    """The embedded default (small_cnn on MNIST, trained on first use): τ within 2% of netcal, test NLL within 5%."""
+    """The embedded default (small_cnn on MNIST, trained on first use): τ within 2% of netcal; test NLL does not rise."""
     from uqcompress.pipeline import run_config
 
     res = run_config({"data": {"name": "mnist", "splits": {"fit": 0.6, "calibration": 0.2, "test": 0.2}},
@@ -61,9 +61,10 @@ def test_embedded_default_matches_netcal_and_lowers_test_nll(tmp_cache):
     theirs = netcal_temperature(cal.logits, cal.labels)
     assert abs(ours - theirs) / theirs < 0.02, (ours, theirs)
     assert res.metrics["baseline.temperature"] == ours
-    # The default small_cnn is already well calibrated (tau = 1.09 on calibration, 0.88 on test), so tau fit on 1,000
-    # calibration samples is mostly noise around 1 and held-out NLL moves by sampling noise only: on 200 random
-    # re-splits of calibration+test it rose by a median 0.0004 nats. Guard against a bad fit, not against that noise;
-    # test_nll_does_not_rise_on_held_out_split checks the improvement on an overconfident model.
+    # The default recipe (16 epochs, no augmentation) is over-confident: tau = 1.37 at seed 0, and test NLL falls
+    # 0.0570 -> 0.0540. Over seeds 0-4 it fell on 4 of 5 (one test split of 1,000 digits holds ~15 errors, so a
+    # seed can go either way); see conf/model/small_cnn.yaml.
+    assert ours > 1.1
     before, after = temperature_nll(test.logits, test.labels, 1.0), temperature_nll(test.logits, test.labels, ours)
-    assert after <= 1.05 * before, (before, after)
+    assert after < before, (before, after)
+    assert res.metrics["baseline.nll"] == pytest.approx(after, rel=1e-6)

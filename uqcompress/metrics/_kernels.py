@@ -24,10 +24,11 @@ TORCH_MIN_ELEMS = 1 << 20  # torch's threaded max pays off from ~1M elements, an
 
 
 def _idle_core() -> bool:
-    """Whether another core is free (1-minute load average below cores - 1). On an oversubscribed machine an
-    OpenMP parallel region can wait a scheduler tick (~16 ms) for its second thread, 100x the work at 10k rows."""
+    """Whether a core besides ours is free: 1-minute load average (which counts this process) below cores - 0.5.
+    On an oversubscribed machine an OpenMP parallel region can wait a scheduler tick (~16 ms) for its second thread,
+    100x the work at 10k rows."""
     try:
-        return os.getloadavg()[0] + 1.0 < (os.cpu_count() or 1)
+        return os.getloadavg()[0] < (os.cpu_count() or 1) - 0.5
     except (AttributeError, OSError):  # no load average on this platform
         return True
 
@@ -48,6 +49,17 @@ def top1(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return v.numpy(), i.numpy()
     i = p.argmax(axis=1)
     return np.take_along_axis(p, i[:, None], axis=1)[:, 0], i
+
+
+def row_sums_and_min(p: np.ndarray) -> tuple[np.ndarray, float]:
+    """Row sums (in the input's float dtype, NaN/inf propagate) and the global minimum of a (N, K) float array:
+    the two reductions input validation needs. Threaded torch reductions for large inputs with an idle core
+    (~4 ms per 1M x 10 float32 on 2 cores vs ~6 ms single-threaded numpy)."""
+    if _use_torch(p):
+        t = torch.from_numpy(p)
+        return t.sum(dim=1).numpy(), float(t.min())
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.einsum("ij->i", p), float(p.min())
 
 
 def argmax_rows(p: np.ndarray) -> np.ndarray:

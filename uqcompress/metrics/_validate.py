@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._kernels import row_sums_and_min
+
 ROW_SUM_TOL = 1e-3  # |sum_k p_k - 1| allowed per row (float16 softmax rows are off by ~5e-4)
 TINY = float(np.finfo(np.float64).tiny)  # smallest positive normal float64, the clamp for log(0)
 
@@ -91,17 +93,16 @@ def probs(x: ArrayLike, name: str = "probs") -> np.ndarray:
     a = np.ascontiguousarray(a)
     if a.shape[0] == 0:
         return a
-    # one pass gives the row sums (einsum: single-threaded and faster than a BLAS gemv for small K);
+    # row sums and the minimum (threaded torch reductions on large inputs; einsum, not a BLAS gemv, otherwise);
     # a NaN/inf anywhere in a row makes its sum non-finite
-    with np.errstate(over="ignore", invalid="ignore"):
-        s = np.einsum("ij->i", a)
+    s, lowest = row_sums_and_min(a)
     if not np.isfinite(s).all():
         if not np.isfinite(a).all():
             raise _first_nonfinite(a, name, "row")
         # finite entries whose sum overflows: surely not a probability row
         row = int(np.argmax(~np.isfinite(s)))
         raise ValueError(f"{name} row {row} sums to {s[row]}, not 1 (tolerance {ROW_SUM_TOL:g})")
-    if a.min() < 0:
+    if lowest < 0:
         row = int(np.argmax((a < 0).any(axis=1)))
         raise ValueError(f"{name} has negative value {float(a[row].min()):.6g} at row {row}")
     if s.max() > 1.0 + ROW_SUM_TOL or s.min() < 1.0 - ROW_SUM_TOL:

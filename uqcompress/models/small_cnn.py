@@ -86,8 +86,8 @@ def build_small_cnn(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBund
     require_modality("small_cnn", "image", data)
     c = data.image_shape[0]
     arch = _arch(cfg)
-    train = {k: cfg.get(k, d) for k, d in (("epochs", 8), ("lr", 3e-3), ("batch_size", 64), ("weight_decay", 1e-4),
-                                           ("augment", True))}
+    train = {k: cfg.get(k, d) for k, d in (("epochs", 16), ("lr", 3e-3), ("batch_size", 64), ("weight_decay", 1e-4),
+                                           ("augment", False))}  # = conf/model/small_cnn.yaml
     fit = data["fit"]
     key = fingerprint("small_cnn", VERSION, arch, train, c, data.num_classes, fit.fingerprint(), ctx.seed)
     torch.manual_seed(ctx.seed)
