@@ -67,7 +67,8 @@ def dense_weight(layer: nn.Module) -> torch.Tensor | None:
             pass
     w = getattr(layer, "weight", None)
     if w is None:
-        return None
+        inner = getattr(layer, "module", None)  # torch.ao QuantWrapper (quant=int8 per layer): the wrapped layer
+        return dense_weight(inner) if isinstance(inner, nn.Module) and hasattr(layer, "dequant") else None
     if callable(w) and not isinstance(w, torch.Tensor):  # torch.ao quantized modules: weight() unpacks
         try:
             w = w()

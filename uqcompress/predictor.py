@@ -66,15 +66,16 @@ def _rebuild_float(arch: ModelBundle, quant: dict, state: dict, example: Any) ->
 
 @REBUILDERS.register("int8")
 def _rebuild_int8(arch: ModelBundle, quant: dict, state: dict, example: Any) -> nn.Module:
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    from uqcompress.compress.int8_static import DEFAULTS, pick_mode, prepared_int8
 
-    backend = quant.get("backend", "x86")
+    backend = quant.get("backend", DEFAULTS["backend"])
     torch.backends.quantized.engine = backend
     args = (example,) if not isinstance(example, dict) else tuple(example.values())
+    mode, _ = pick_mode(arch.module, backend, args, quant.get("mode", DEFAULTS["mode"]))  # as the run resolved it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "must run observer before calculate_qparams": structure only, numbers below
-        module = convert_fx(prepare_fx(arch.module.eval(), get_default_qconfig_mapping(backend), args))
+        prepared, finish = prepared_int8(arch.module, backend, args, mode)
+        module = finish(prepared)
     module.load_state_dict(state)
     return module.eval()
 

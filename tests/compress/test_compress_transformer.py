@@ -79,17 +79,53 @@ def test_int8_dynamic_target_ffn_only(bert_bundle):
     assert all(kinds[n] == "Linear" for n in ATTENTION)
 
 
-def test_int8_static_refuses_transformer_with_one_line_hint(bert_bundle, texts):
+def test_int8_static_fx_mode_refuses_transformer_with_one_line_hint(bert_bundle, texts):
     with pytest.raises(ValueError) as e:
-        compress(bert_bundle, {"name": "int8"}, texts, CTX)
+        compress(bert_bundle, {"name": "int8", "mode": "fx"}, texts, CTX)
     msg = str(e.value)
-    assert "\n" not in msg and "tiny_bert" in msg and "quant=int8" in msg and "int8_dynamic" in msg
+    assert "\n" not in msg and "tiny_bert" in msg and "quant=int8" in msg and "quant.mode=per_layer" in msg
 
 
 def test_int8_static_fallback_is_explicit_and_reported(bert_bundle, texts):
-    out = compress(bert_bundle, {"name": "int8", "fallback": "int8_dynamic"}, texts, CTX)
+    out = compress(bert_bundle, {"name": "int8", "mode": "fx", "fallback": "int8_dynamic"}, texts, CTX)
     assert out.info["scheme"] == "int8_dynamic" and "fell back to quant=int8_dynamic" in out.info["note"]
     assert out.logits(texts[:2]).shape == (2, 3)
+
+
+def test_int8_static_auto_quantizes_every_linear_of_a_transformer_per_layer(bert_bundle, texts, tmp_cache):
+    """FX cannot trace HF BERT: auto mode quantizes each Linear statically (calibrated scales), says so, caches it."""
+    ref = bert_bundle.logits(texts[:6])
+    out = compress(bert_bundle, {"name": "int8"}, texts, CTX)
+    assert out.info["scheme"] == "int8" and out.info["backend"] == "torch.ao-eager-per-layer-x86"
+    assert "FX cannot trace" in out.info["note"] and "per layer" in out.info["note"]
+    linears = [n for n, m in bert_bundle.module.named_modules() if isinstance(m, nn.Linear)]
+    for name in linears:
+        wrapped = out.module.get_submodule(name)
+        assert type(wrapped.module).__name__ == "Linear" and wrapped.module.weight().dtype == torch.qint8
+        assert type(wrapped.quant).__name__ == "Quantize" and float(wrapped.quant.scale) > 0  # calibrated input scale
+    got = out.logits(texts[:6])
+    assert got.shape == ref.shape and torch.isfinite(got).all() and not torch.equal(got, ref)
+    assert (got - ref).abs().max() < 0.5
+    assert state_dict_bytes(out.module) < state_dict_bytes(bert_bundle.module)  # tiny BERT: mostly embeddings
+    steps = [{"name": "prune_global_l1", "amount": 0.5}, {"name": "int8"}]
+    pruned = compress(bert_bundle, {"name": "chain", "steps": steps}, texts, CTX)  # prune, then int8 per layer
+    assert pruned.info["sparsity"] == pytest.approx(0.5, abs=0.01)  # measured through the quant wrappers
+    again = compress(bert_bundle, {"name": "int8"}, texts, CTX)  # warm: calibrated state from the cache
+    assert again.info["compressed_from_cache"] and torch.equal(again.logits(texts[:6]), got)
+
+
+def test_int8_static_per_layer_mode_on_a_cnn_matches_its_scales(tmp_cache):
+    from uqcompress.models.base import ModelBundle
+    from uqcompress.models.small_cnn import SmallCNN
+
+    torch.manual_seed(0)
+    bundle = ModelBundle(SmallCNN(width=8, hidden=16).eval(), "small_cnn", "cnn", "image", 10)
+    x = torch.rand(64, 1, 28, 28)
+    out = compress(bundle, {"name": "int8", "mode": "per_layer", "calibration_samples": 64}, x, CTX)
+    assert out.info["backend"] == "torch.ao-eager-per-layer-x86" and "note" not in out.info
+    convs = [m for m in out.module.modules() if type(m).__name__ == "Conv2d" and hasattr(m, "scale")]
+    assert len(convs) == 4  # the 4 convs are quantized modules with an output scale
+    assert (out.logits(x[:8]).argmax(-1) == bundle.logits(x[:8]).argmax(-1)).float().mean() >= 0.75
 
 
 @pytest.mark.parametrize("name", ["bert.encoder.layer.0.attention.self.query", "model.layers.2.self_attn.o_proj",

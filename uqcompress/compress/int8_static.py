@@ -1,10 +1,18 @@
-"""``quant=int8``: static post-training int8 quantization of convs and linears with torch.ao FX (x86 backend).
+"""``quant=int8``: static post-training int8 quantization of convs and linears (torch.ao, x86 backend).
 
-Observers are calibrated on the calibration split; Conv-BN-ReLU are fused first. The calibrated, converted model's
-state is cached (key: baseline weights, resolved config, calibration data), so a warm run rebuilds the structure
-and loads it without calibrating. A model FX cannot trace (e.g. a Hugging Face transformer) fails with one line
-naming the model, the scheme and what to use instead, or, with ``quant.fallback=int8_dynamic``, is quantized by
-that scheme instead (``info['note']`` says so). CPU only (torch.ao quantized kernels).
+Observers are calibrated on the calibration split. ``quant.mode``:
+
+- ``fx``: torch.ao FX graph mode; Conv-BN-ReLU are fused and activations stay int8 between layers (fastest).
+- ``per_layer``: eager mode, each Conv/Linear quantized on its own with calibrated input/output scales and everything
+  between layers in fp32 (:mod:`uqcompress.compress.int8_per_layer`); works on any model, e.g. a Hugging Face
+  transformer that FX cannot trace.
+- ``auto`` (default): ``fx`` where FX traces the model and runs it on an example batch, else ``per_layer``, with a log
+  line and ``info['note']`` saying so.
+
+The calibrated, converted model's state is cached (key: baseline weights, resolved config, calibration data), so a
+warm run rebuilds the structure and loads it without calibrating. With ``quant.mode=fx`` a model FX cannot trace
+fails with one line naming the model, the scheme and what to use instead, or, with ``quant.fallback=int8_dynamic``,
+is quantized by that scheme instead. CPU only (torch.ao quantized kernels).
 
 Example:
     >>> import torch
@@ -13,14 +21,15 @@ Example:
     >>> from uqcompress.compress import compress
     >>> b = ModelBundle(SmallCNN().eval(), "small_cnn", "x", "image", 10)
     >>> q = compress(b, {"name": "int8"}, torch.rand(32, 1, 28, 28))
-    >>> q.logits(torch.rand(2, 1, 28, 28)).shape
-    torch.Size([2, 10])
+    >>> q.logits(torch.rand(2, 1, 28, 28)).shape, q.info["backend"]
+    (torch.Size([2, 10]), 'torch.ao-fx-x86')
 """
 from __future__ import annotations
 
 import copy
 import logging
 import warnings
+from typing import Callable
 
 import torch
 from torch import nn
@@ -28,11 +37,13 @@ from torch import nn
 from uqcompress.compress import SCHEMES, CompressContext, scheme_fingerprint
 from uqcompress.compress._state import calibrated_module, run_calibration
 from uqcompress.compress._targets import module_device, resolve
+from uqcompress.compress.int8_per_layer import convert_per_layer, prepare_per_layer
 from uqcompress.models.base import ModelBundle
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"backend": "x86", "calibration_samples": 512, "fallback": None}
+DEFAULTS = {"backend": "x86", "calibration_samples": 512, "mode": "auto", "fallback": None}
+MODES = ("auto", "fx", "per_layer")
 BACKENDS = ("x86", "fbgemm", "qnnpack", "onednn")
 FALLBACKS = ("int8_dynamic", "int8_weight_only")
 
@@ -43,7 +54,7 @@ class NotTraceable(ValueError):
 
 def _refuse(bundle: ModelBundle, why: str) -> ValueError:
     return NotTraceable(f"model '{bundle.name}' cannot be quantized with quant=int8 ({why}); "
-                        "use quant=int8_dynamic or quant=int8_weight_only instead (or quant.fallback=int8_dynamic)")
+                        "use quant.mode=per_layer, quant=int8_dynamic or quant=int8_weight_only instead")
 
 
 @SCHEMES.register("int8")
@@ -63,10 +74,53 @@ def int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -
         return out.with_module(out.module, out.fingerprint, note=f"{note}; {out.info.get('note', '')}".rstrip("; "))
 
 
-def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
+def _fx_works(module: nn.Module, backend: str, example_args: tuple) -> str | None:
+    """None when torch.ao FX traces ``module`` and the prepared graph runs on ``example_args``; else the reason."""
     from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+    from torch.ao.quantization.quantize_fx import prepare_fx
 
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            prepared = prepare_fx(copy.deepcopy(module).eval(), get_default_qconfig_mapping(backend), example_args)
+            prepared(*example_args)
+    except Exception as e:  # noqa: BLE001 - any tracing / run failure means: not FX-quantizable
+        return f"torch.ao FX cannot trace it: {type(e).__name__}"
+    return None
+
+
+def pick_mode(module: nn.Module, backend: str, example_args: tuple, mode: str) -> tuple[str, str | None]:
+    """The mode ``quant.mode`` resolves to for ``module`` (``fx`` or ``per_layer``), and why FX was not used."""
+    if mode not in MODES:
+        raise ValueError(f"quant.mode='{mode}' is not one of: {', '.join(MODES)}")
+    if mode == "per_layer":
+        return mode, None
+    why = _fx_works(module, backend, example_args)
+    if why is None:
+        return "fx", None
+    return ("per_layer" if mode == "auto" else "fx"), why
+
+
+def prepared_int8(module: nn.Module, backend: str, example_args: tuple, mode: str
+                  ) -> tuple[nn.Module, Callable[[nn.Module], nn.Module]]:
+    """(observed copy of ``module``, convert function) for a resolved mode (see :func:`pick_mode`)."""
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import prepare_fx
+
+    model = copy.deepcopy(module).eval()
+    if mode == "per_layer":
+        return prepare_per_layer(model, backend), prepared_int8_finish(mode)
+    return prepare_fx(model, get_default_qconfig_mapping(backend), example_args), prepared_int8_finish(mode)
+
+
+def prepared_int8_finish(mode: str) -> Callable[[nn.Module], nn.Module]:
+    """The convert step of a resolved mode: observed model -> quantized model."""
+    from torch.ao.quantization.quantize_fx import convert_fx
+
+    return convert_per_layer if mode == "per_layer" else convert_fx
+
+
+def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     backend = cfg["backend"]
     if backend not in BACKENDS:
         raise ValueError(f"quant.backend='{backend}' is not one of: {', '.join(BACKENDS)}")
@@ -79,18 +133,25 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
     n_calib = int(cfg["calibration_samples"])
     if n_calib < 1:
         raise ValueError(f"quant.calibration_samples={n_calib} must be >= 1")
+    if calib_x is None or len(calib_x) == 0:
+        raise ValueError(f"model '{bundle.name}': quant=int8 needs calibration samples but the calibration split "
+                         "is empty")
     torch.backends.quantized.engine = backend  # the converted model's kernels dispatch on the global engine
     calib = calib_x[:n_calib]
     example = bundle.prepare(calib_x[:2])
     example_args = (example,) if not isinstance(example, dict) else tuple(example.values())
     key = scheme_fingerprint(bundle, cfg, calib)
+    mode, why = pick_mode(bundle.module, backend, example_args, cfg["mode"])
+    if why and mode == "fx":
+        raise _refuse(bundle, why)
+    note = None
+    if why:
+        note = (f"{why}; static int8 per layer instead (each Conv/Linear int8 with calibrated scales, "
+                "the ops between layers fp32)")
+        log.info("quant=int8 on '%s': %s", bundle.name, note)
 
     def build() -> nn.Module:
-        model = copy.deepcopy(bundle.module).eval()
-        try:
-            return prepare_fx(model, get_default_qconfig_mapping(backend), example_args)
-        except Exception as e:
-            raise _refuse(bundle, f"torch.ao FX cannot trace it: {type(e).__name__}") from e
+        return prepared_int8(bundle.module, backend, example_args, mode)[0]
 
     def calibrate(prepared: nn.Module) -> None:
         try:
@@ -98,14 +159,16 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
         except ValueError:
             raise
         except Exception as e:  # traced but fails on real inputs (data-dependent control flow, dict inputs)
-            raise _refuse(bundle, f"the traced model fails on calibration inputs: {type(e).__name__}") from e
+            raise _refuse(bundle, f"the quantized model fails on calibration inputs: {type(e).__name__}") from e
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao deprecation chatter; un-run observers on a cache hit
-        quantized, hit = calibrated_module("int8", key, build, calibrate, convert_fx)
-    log.info("int8 static (%s): %s on %d samples", backend, "loaded calibrated state" if hit else "calibrated",
+        quantized, hit = calibrated_module("int8" if mode == "fx" else "int8_per_layer", key, build, calibrate,
+                                           prepared_int8_finish(mode))
+    log.info("int8 static (%s, %s): %s on %d samples", backend, mode, "loaded calibrated state" if hit else "calibrated",
              len(calib))
     return bundle.with_module(
-        quantized, key, scheme="int8", bits=8, act_bits=8, simulated=False, backend=f"torch.ao-fx-{backend}",
-        calibration_samples=len(calib), compressed_from_cache=hit,
+        quantized, key, scheme="int8", bits=8, act_bits=8, simulated=False,
+        backend=f"torch.ao-{'fx' if mode == 'fx' else 'eager-per-layer'}-{backend}",
+        calibration_samples=len(calib), compressed_from_cache=hit, **({"note": note} if note else {}),
     )
