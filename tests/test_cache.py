@@ -61,3 +61,20 @@ def test_results_roundtrip_nan_as_null(tmp_path):
     assert '"baseline.saved_rate": null' in text
     r = read_results(tmp_path)
     assert r["baseline.accuracy"] == 0.5 and r["baseline.saved_rate"] != r["baseline.saved_rate"]
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    """Temp-file-then-rename must not leave results readable by the owner only (mkstemp's 0o600)."""
+    import os
+
+    import torch
+
+    from uqcompress.cache import atomic_torch_save, atomic_write_text
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    expected = 0o666 & ~mask
+    atomic_write_text(tmp_path / "results.json", "{}")
+    atomic_torch_save({"w": torch.zeros(1)}, tmp_path / "p.pt")
+    assert (tmp_path / "results.json").stat().st_mode & 0o777 == expected
+    assert (tmp_path / "p.pt").stat().st_mode & 0o777 == expected

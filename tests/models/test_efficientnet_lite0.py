@@ -156,3 +156,32 @@ def test_int8_keeps_conv_bn_relu6_at_six_and_precise(tmp_cache):
     assert float(q_out.max()) <= 6.0 and float(f_out.max()) <= 6.0
     sqnr = 10 * torch.log10((f_out ** 2).mean() / ((f_out - q_out) ** 2).mean())
     assert sqnr > 25, f"stem output SQNR {sqnr:.1f} dB"
+
+
+@pytest.mark.parametrize("quant", ["none", "int8"])
+def test_predictor_file_rebuilds_without_the_weights_package(tmp_cache, tmp_path, monkeypatch, quant):
+    """A saved SelectivePredictor of EfficientNet-Lite0 (float or int8 FX) reloads bit-identically from the
+    architecture alone: the packaged ImageNet weights are not read at load time."""
+    from uqcompress.compress import compress
+    from uqcompress.models import efficientnet_lite as E
+    from uqcompress.predictor import SelectivePredictor
+    from uqcompress.selection import build_selector
+    from uqcompress.uncertainty import build_scorer
+
+    data = _tiny_data(n=16)
+    cfg = {"name": "efficientnet_lite0", "image_size": 64, "head_fit": {"epochs": 5}}
+    b = build_model(cfg, data, BuildContext(progress=False))
+    if quant == "int8":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            b = compress(b, {"name": "int8", "calibration_samples": 16}, data["calibration"].x)
+    pred = SelectivePredictor(b, build_scorer({"name": "energy"}), build_selector({"name": "coverage"}),
+                              spec={"model": cfg, "quant": {"name": quant}, "input_shape": [3, 32, 32]})
+    out = pred.outputs(data["calibration"].x)
+    pred.selector.fit(pred.scorer.score(out), pred.scorer.probs(out).argmax(-1) == data["calibration"].y, out)
+    path = pred.save(tmp_path / "lite0.pt")
+    monkeypatch.setattr(E, "load_imagenet", lambda *a, **k: pytest.fail("load read the ImageNet weights"))
+    loaded = SelectivePredictor.load(path)
+    x = data["test"].x
+    for u, v in zip(pred.predict(x), loaded.predict(x)):
+        assert torch.equal(u, v)

@@ -167,3 +167,29 @@ def test_finetuning_trains_only_the_top_layers_in_train_mode(model):
     finally:
         wrapper.eval()
     assert not any(mod.training for mod in m.modules())
+
+
+@pytest.mark.parametrize("quant", ["none", "int8"])
+def test_text_predictor_save_load_is_bit_identical(model, trec, tmp_path, quant):
+    """One file holds MiniLM (+ per-layer static int8) + temperature + threshold; load rebuilds it exactly."""
+    from uqcompress.compress import CompressContext, compress
+    from uqcompress.predictor import SelectivePredictor
+    from uqcompress.selection import build_selector
+    from uqcompress.uncertainty import build_scorer
+
+    cal = trec["calibration"]
+    bundle = model if quant == "none" else compress(model, {"name": quant}, cal.x, CompressContext(progress=False))
+    pred = SelectivePredictor(bundle, build_scorer({"name": "msp", "temperature": True}),
+                              build_selector({"name": "coverage", "target": 0.8}),
+                              spec={"model": CFG, "quant": {"name": quant}, "num_classes": trec.num_classes})
+    out = pred.outputs(cal.x)
+    out.labels = torch.as_tensor(cal.y)
+    pred.scorer.fit(out)
+    conf = pred.scorer.score(out)
+    pred.selector.fit(conf, pred.scorer.probs(out).argmax(-1) == out.labels, out)
+    loaded = SelectivePredictor.load(pred.save(tmp_path / "text.pt"))
+    texts = list(trec["test"].x[:20])
+    for a, b in zip(pred.predict(texts), loaded.predict(texts)):
+        assert torch.equal(a, b)
+    if quant == "int8":
+        assert type(loaded.model.head.module).__name__ == "Linear" and hasattr(loaded.model.head, "quant")

@@ -52,15 +52,22 @@ def hub_dir(tmp_path, monkeypatch):
 # ---- the pipeline on a few samples with random weights -----------------------------------------------------------
 
 @pytest.mark.parametrize("model,quant", [("resnet18", "int8"), ("resnet50", "none"), ("timm", "int8")])
-def test_pipeline_runs_with_random_weights(tmp_cache, model, quant):
-    from uqcompress.pipeline import run_config
+def test_pipeline_runs_with_random_weights(tmp_cache, tmp_path, model, quant):
+    """... and deploy.export writes a SelectivePredictor that rebuilds the model and reproduces the run's scores."""
+    from uqcompress.pipeline import load_data, run_config
+    from uqcompress.predictor import SelectivePredictor
 
     mcfg = {"name": model, "pretrained": False, **FAST}
     if model == "timm":
         mcfg["arch"] = TINY_TIMM
-    res = run_config({"data": {"name": "mnist"}, "limit": 12, "model": mcfg, "quant": {"name": quant},
-                      "ood": {"name": "animal_mnist", "limit": 6}, "progress": False,
-                      "latency": {"batch_size": 2, "repeats": 1, "warmup": 0}})
+    cfg = {"data": {"name": "mnist"}, "limit": 12, "model": mcfg, "quant": {"name": quant},
+           "ood": {"name": "animal_mnist", "limit": 6}, "progress": False,
+           "latency": {"batch_size": 2, "repeats": 1, "warmup": 0}}
+    res = run_config({**cfg, "deploy": {"export": str(tmp_path / "p.pt")}})
+    data, _ = load_data({**cfg, "seed": 0})
+    labels, conf, accepted = SelectivePredictor.load(tmp_path / "p.pt").predict(data["test"].x)
+    assert torch.equal(conf, res.compressed.confidence["test"])
+    assert torch.equal(accepted, res.compressed.accept["test"])
     m = res.metrics
     assert 0 <= m["baseline.accuracy"] <= 1 and 0 <= m["compressed.flips"] <= 1
     assert "random init" in m["info.baseline.weights"]

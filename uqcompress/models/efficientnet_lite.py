@@ -30,9 +30,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from uqcompress.data.base import DataBundle
-from uqcompress.models import MODELS, BuildContext
+from uqcompress.models import ARCHITECTURES, MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, require_modality
-from uqcompress.models.heads import Pretrained, adapt
+from uqcompress.models.heads import Pretrained, adapt, image_architecture
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +150,10 @@ def load_imagenet(dropout: float = 0.2) -> EfficientNetLite0:
     return model.eval()
 
 
-def lite0_pretrained() -> Pretrained:
-    """The ImageNet EfficientNet-Lite0 as a feature backbone (its ``_fc`` split off as the classifier)."""
-    model = load_imagenet()
+def lite0_pretrained(weights: bool = True) -> Pretrained:
+    """The ImageNet EfficientNet-Lite0 as a feature backbone (its ``_fc`` split off as the classifier);
+    ``weights=False``: the same structure, randomly initialised (no package needed)."""
+    model = load_imagenet() if weights else EfficientNetLite0(1000).eval()
     classifier = model._fc
     model._fc = nn.Identity()
     model._dropout = nn.Identity()  # the wrapper's head has the dropout (MC-dropout sees exactly one)
@@ -164,3 +165,9 @@ def lite0_pretrained() -> Pretrained:
 def build_efficientnet_lite0(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     require_modality("efficientnet_lite0", "image", data)
     return adapt("efficientnet_lite0", lite0_pretrained(), cfg, data, ctx.seed, ctx.progress)
+
+
+@ARCHITECTURES.register("efficientnet_lite0")
+def efficientnet_lite0_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...]) -> ModelBundle:
+    """Untrained structure for a saved predictor (the file holds every weight)."""
+    return image_architecture("efficientnet_lite0", lite0_pretrained(weights=False), cfg, num_classes, input_shape)

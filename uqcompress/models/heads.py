@@ -144,6 +144,27 @@ def _head_options(cfg: dict) -> dict[str, Any]:
     return {**HEAD_DEFAULTS, **given}
 
 
+def wrap_backbone(pre: Pretrained, cfg: dict, num_classes: int, image_shape: Sequence[int]) -> ImageClassifier:
+    """``pre``'s backbone behind the preprocessing for (C, H, W) inputs, with a fresh (untrained) head."""
+    image_size = cfg.get("image_size") or pre.image_size
+    model = ImageClassifier(pre.backbone, pre.num_features, int(num_classes), in_channels=int(image_shape[0]),
+                            image_size=image_size, input_size=int(image_shape[-1]), mean=pre.mean, std=pre.std,
+                            dropout=float(_head_options(cfg)["dropout"]))
+    # channels-last weights: CPU (oneDNN) convs run ~2x faster in fp32; int8 FX repacks weights, so it is unaffected
+    return model.to(memory_format=torch.channels_last).eval()
+
+
+def image_architecture(name: str, pre: Pretrained, cfg: dict, num_classes: int,
+                       input_shape: Sequence[int] | None) -> ModelBundle:
+    """The untrained structure of an adapted pretrained model (what a saved SelectivePredictor rebuilds before
+    loading its weights); ``pre`` needs no real weights."""
+    if not input_shape:
+        raise ValueError(f"rebuilding model '{name}' needs the input shape (C, H, W)")
+    model = wrap_backbone(pre, cfg, num_classes, input_shape)
+    return ModelBundle(model, name, fingerprint(name, "architecture", VERSION, list(input_shape), num_classes), "image",
+                       int(num_classes), head="head.1")
+
+
 def adapt(name: str, pre: Pretrained, cfg: dict, data: DataBundle, seed: int, progress: bool = True) -> ModelBundle:
     """Wrap ``pre`` for ``data`` and give it a head with the data's class count; returns the model bundle.
 
@@ -159,10 +180,7 @@ def adapt(name: str, pre: Pretrained, cfg: dict, data: DataBundle, seed: int, pr
     k = int(data.num_classes)
     c, h = data.image_shape[0], data.image_shape[-1]
     image_size = cfg.get("image_size") or pre.image_size
-    model = ImageClassifier(pre.backbone, pre.num_features, k, in_channels=c, image_size=image_size, input_size=h,
-                            mean=pre.mean, std=pre.std, dropout=float(opts["dropout"]))
-    # channels-last weights: CPU (oneDNN) convs run ~2x faster in fp32; int8 FX repacks weights, so it is unaffected
-    model = model.to(memory_format=torch.channels_last).eval()
+    model = wrap_backbone(pre, cfg, k, data.image_shape)
     pre_k = None if pre.classifier is None else pre.classifier.out_features
     keep = pre_k == k and mode in ("auto", "keep")
     if mode == "keep" and not keep:

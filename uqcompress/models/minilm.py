@@ -36,7 +36,7 @@ from torch import nn
 
 from uqcompress.cache import cached, fingerprint
 from uqcompress.data.base import DataBundle
-from uqcompress.models import MODELS, BuildContext
+from uqcompress.models import ARCHITECTURES, MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, cached_weights, require_modality
 from uqcompress.models.text import (TextPrepare, files_fingerprint, fit_head, freeze_all_but, head_inputs, import_transformers,
                                     mean_pool, trainable_part)
@@ -123,6 +123,20 @@ def _options(cfg: dict) -> tuple[dict, dict]:
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"model.finetune_layers={n!r} must be an integer >= 0")
     return arch, train
+
+
+@ARCHITECTURES.register("minilm")
+def minilm_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...] | None = None) -> ModelBundle:
+    """Encoder structure + tokenizer from the package folder, untrained head: what a saved SelectivePredictor
+    rebuilds before loading its own weights (the file holds the whole encoder, fine-tuned or not)."""
+    arch, _ = _options(cfg)
+    folder = minilm_path(cfg.get("path"))
+    tf = import_transformers()
+    tokenizer = tf.AutoTokenizer.from_pretrained(folder)
+    encoder = tf.AutoModel.from_config(tf.AutoConfig.from_pretrained(folder), add_pooling_layer=False)
+    module = MeanPoolClassifier(encoder, int(num_classes), arch["dropout"], arch["normalize"]).eval()
+    return ModelBundle(module, "minilm", fingerprint("minilm-arch", VERSION, arch, num_classes), "text",
+                       int(num_classes), prepare=TextPrepare(tokenizer, arch["max_length"]), head="head")
 
 
 @MODELS.register("minilm")

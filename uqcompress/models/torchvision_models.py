@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from uqcompress.data.base import DataBundle
-from uqcompress.models import MODELS, BuildContext
+from uqcompress.models import ARCHITECTURES, MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, require_modality
-from uqcompress.models.heads import IMAGENET_MEAN, IMAGENET_STD, Pretrained, adapt
+from uqcompress.models.heads import IMAGENET_MEAN, IMAGENET_STD, Pretrained, adapt, image_architecture
 from uqcompress.models.pretrained import classifier_outputs, hub_state_dict, is_path, load_strict, load_weights_file
 
 log = logging.getLogger(__name__)
@@ -73,5 +73,15 @@ def _builder(arch: str):
     return build
 
 
+def _architecture(arch: str):
+    def architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...]) -> ModelBundle:
+        pre = resnet_pretrained(arch, {**cfg, "pretrained": False, "weights": None})
+        return image_architecture(arch, pre, cfg, num_classes, input_shape)
+
+    architecture.__doc__ = f"Untrained ``{arch}`` structure for a saved predictor (the file holds every weight)."
+    return architecture
+
+
 for _arch in ARCHS:
     MODELS.register(_arch, _builder(_arch))
+    ARCHITECTURES.register(_arch, _architecture(_arch))
