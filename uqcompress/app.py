@@ -39,6 +39,9 @@ def run_job(cfg: DictConfig) -> float | None:
     from uqcompress.cache import atomic_write_text, set_cache_dir
     from uqcompress.report.results import RESULTS, read_results
 
+    from uqcompress._malloc import keep_freed_memory
+
+    keep_freed_memory()  # large per-batch activations reuse memory instead of page-faulting (see _malloc)
     conf = OmegaConf.to_container(cfg, resolve=True)
     set_cache_dir(conf.get("cache_dir"))
     out_dir, multirun = _hydra_state()

@@ -198,7 +198,9 @@ def adapt(name: str, pre: Pretrained, cfg: dict, data: DataBundle, seed: int, pr
 
         def _features() -> torch.Tensor:
             log.info("%s: extracting features of %d fit images at %s px", name, len(fit), image_size)
-            return extract_features(model, fit.x, progress=progress, desc=f"{name}:fit features")
+            cpu_batch = None if torch.cuda.is_available() else cfg.get("inference_batch_size")  # see pipeline
+            return extract_features(model, fit.x, batch_size=int(cpu_batch or 64), progress=progress,
+                                    desc=f"{name}:fit features")
 
         feats = cached("features", feat_key, _features, log=log.info)
         head_key = fingerprint("head", feat_key, opts, k, seed)
