@@ -166,7 +166,7 @@ def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg
     lat = dict(cfg["latency"])
     m.update(latency_ms_per_sample(bundle, data["test"].x, **lat))
     for k in ("scheme", "act_bits", "simulated", "sparsity_target", "group_size",
-              "calibration_samples", "backend", "note"):
+              "calibration_samples", "backend", "note", "fp32_layers"):
         if k in bundle.info:
             m[k] = bundle.info[k]
     return ModelEval(bundle, outputs, probs, conf, accept, scorer, selector, m)

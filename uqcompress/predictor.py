@@ -66,7 +66,7 @@ def _rebuild_float(arch: ModelBundle, quant: dict, state: dict, example: Any) ->
 
 @REBUILDERS.register("int8")
 def _rebuild_int8(arch: ModelBundle, quant: dict, state: dict, example: Any) -> nn.Module:
-    from uqcompress.compress.int8_static import DEFAULTS, pick_mode, prepared_int8
+    from uqcompress.compress.int8_static import DEFAULTS, pick_mode, prepared_int8, skipped_layers
 
     backend = quant.get("backend", DEFAULTS["backend"])
     torch.backends.quantized.engine = backend
@@ -74,7 +74,7 @@ def _rebuild_int8(arch: ModelBundle, quant: dict, state: dict, example: Any) -> 
     mode, _ = pick_mode(arch.module, backend, args, quant.get("mode", DEFAULTS["mode"]))  # as the run resolved it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "must run observer before calculate_qparams": structure only, numbers below
-        prepared, finish = prepared_int8(arch.module, backend, args, mode)
+        prepared, finish = prepared_int8(arch.module, backend, args, mode, skipped_layers(arch.module, quant.get("skip")))
         module = finish(prepared)
     module.load_state_dict(state)
     return module.eval()

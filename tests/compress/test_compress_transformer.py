@@ -114,6 +114,31 @@ def test_int8_static_auto_quantizes_every_linear_of_a_transformer_per_layer(bert
     assert again.info["compressed_from_cache"] and torch.equal(again.logits(texts[:6]), got)
 
 
+@pytest.mark.parametrize("mode", ["per_layer", "fx"])
+def test_int8_skip_keeps_matching_layers_fp32(bert_bundle, texts, tmp_cache, mode):
+    from uqcompress.models.base import ModelBundle
+    from uqcompress.models.small_cnn import SmallCNN
+
+    if mode == "per_layer":
+        bundle, x, pattern = bert_bundle, texts, "bert.encoder.layer.?.output.dense"
+        kept = {"bert.encoder.layer.0.output.dense", "bert.encoder.layer.1.output.dense"}
+    else:
+        torch.manual_seed(0)
+        bundle = ModelBundle(SmallCNN(width=8, hidden=16).eval(), "small_cnn", "cnn", "image", 10)
+        x, pattern, kept = torch.rand(32, 1, 28, 28), "classifier.4", {"classifier.4"}
+    out = compress(bundle, {"name": "int8", "mode": mode, "skip": [pattern], "calibration_samples": 32}, x, CTX)
+    assert out.info["fp32_layers"] == len(kept)
+    for name in kept:
+        layer = out.module.get_submodule(name)
+        assert type(layer) is nn.Linear and layer.weight.dtype == torch.float32  # untouched fp32
+    attention_out = "bert.encoder.layer.0.attention.output.dense" if mode == "per_layer" else None
+    if attention_out:  # ?-pattern: the attention output layer (same suffix) is still int8
+        assert type(out.module.get_submodule(attention_out).module).__name__ == "Linear"
+        assert out.module.get_submodule(attention_out).module.weight().dtype == torch.qint8
+    with pytest.raises(ValueError, match=r"quant.skip pattern\(s\) \['nope\*'\] match no Conv/Linear layer"):
+        compress(bundle, {"name": "int8", "mode": mode, "skip": ["nope*"]}, x, CTX)
+
+
 def test_int8_static_per_layer_mode_on_a_cnn_matches_its_scales(tmp_cache):
     from uqcompress.models.base import ModelBundle
     from uqcompress.models.small_cnn import SmallCNN

@@ -24,11 +24,12 @@ from torch import nn
 QUANT_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-def prepare_per_layer(model: nn.Module, backend: str = "x86") -> nn.Module:
-    """Wrap every Conv/Linear of ``model`` (in place) with quant/dequant stubs and attach int8 observers."""
+def prepare_per_layer(model: nn.Module, backend: str = "x86", skip: list[str] | None = None) -> nn.Module:
+    """Wrap every Conv/Linear of ``model`` but those named in ``skip`` (in place) with quant/dequant stubs and
+    attach int8 observers."""
     from torch.ao.quantization import QuantWrapper, get_default_qconfig, prepare
 
-    names = [n for n, m in model.named_modules() if type(m) in QUANT_TYPES]
+    names = [n for n, m in model.named_modules() if type(m) in QUANT_TYPES and n not in set(skip or ())]
     if not names:
         raise ValueError("static int8 per layer found no Conv or Linear layer to quantize")
     torch.backends.quantized.engine = backend

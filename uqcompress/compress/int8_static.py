@@ -9,6 +9,9 @@ Observers are calibrated on the calibration split. ``quant.mode``:
 - ``auto`` (default): ``fx`` where FX traces the model and runs it on an example batch, else ``per_layer``, with a log
   line and ``info['note']`` saying so.
 
+``quant.skip``: ``fnmatch`` patterns of Conv/Linear names kept fp32 (mixed precision), e.g. the FFN output layers of
+a BERT whose GELU outputs have outliers: ``quant.skip='[encoder.encoder.layer.?.output.dense]'``.
+
 The calibrated, converted model's state is cached (key: baseline weights, resolved config, calibration data), so a
 warm run rebuilds the structure and loads it without calibrating. With ``quant.mode=fx`` a model FX cannot trace
 fails with one line naming the model, the scheme and what to use instead, or, with ``quant.fallback=int8_dynamic``,
@@ -27,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import fnmatch
 import logging
 import warnings
 from typing import Callable
@@ -37,12 +41,12 @@ from torch import nn
 from uqcompress.compress import SCHEMES, CompressContext, scheme_fingerprint
 from uqcompress.compress._state import calibrated_module, run_calibration
 from uqcompress.compress._targets import module_device, resolve
-from uqcompress.compress.int8_per_layer import convert_per_layer, prepare_per_layer
+from uqcompress.compress.int8_per_layer import QUANT_TYPES, convert_per_layer, prepare_per_layer
 from uqcompress.models.base import ModelBundle
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"backend": "x86", "calibration_samples": 512, "mode": "auto", "fallback": None}
+DEFAULTS = {"backend": "x86", "calibration_samples": 512, "mode": "auto", "skip": None, "fallback": None}
 MODES = ("auto", "fx", "per_layer")
 BACKENDS = ("x86", "fbgemm", "qnnpack", "onednn")
 FALLBACKS = ("int8_dynamic", "int8_weight_only")
@@ -101,16 +105,36 @@ def pick_mode(module: nn.Module, backend: str, example_args: tuple, mode: str) -
     return ("per_layer" if mode == "auto" else "fx"), why
 
 
-def prepared_int8(module: nn.Module, backend: str, example_args: tuple, mode: str
+def skipped_layers(module: nn.Module, patterns: list[str] | tuple[str, ...] | None) -> list[str]:
+    """Names of the Conv/Linear layers matching any of the ``fnmatch`` ``patterns`` (``quant.skip``: kept fp32)."""
+    if patterns is None:
+        return []
+    if isinstance(patterns, str) or not all(isinstance(p, str) for p in patterns):
+        raise ValueError(f"quant.skip={patterns!r} must be a list of layer-name patterns, e.g. "
+                         "['encoder.encoder.layer.?.output.dense']")
+    layers = [n for n, m in module.named_modules() if type(m) in QUANT_TYPES]
+    out = [n for n in layers if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    unused = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in layers)]
+    if unused:
+        raise ValueError(f"quant.skip pattern(s) {unused} match no Conv/Linear layer; layers look like: "
+                         f"{', '.join(layers[:4])}{', ...' if len(layers) > 4 else ''}")
+    return out
+
+
+def prepared_int8(module: nn.Module, backend: str, example_args: tuple, mode: str, skip: list[str] | None = None
                   ) -> tuple[nn.Module, Callable[[nn.Module], nn.Module]]:
-    """(observed copy of ``module``, convert function) for a resolved mode (see :func:`pick_mode`)."""
+    """(observed copy of ``module``, convert function) for a resolved mode (see :func:`pick_mode`); the layers
+    named in ``skip`` stay fp32."""
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import prepare_fx
 
     model = copy.deepcopy(module).eval()
     if mode == "per_layer":
-        return prepare_per_layer(model, backend), prepared_int8_finish(mode)
-    return prepare_fx(model, get_default_qconfig_mapping(backend), example_args), prepared_int8_finish(mode)
+        return prepare_per_layer(model, backend, skip=skip), prepared_int8_finish(mode)
+    mapping = get_default_qconfig_mapping(backend)
+    for name in skip or []:
+        mapping.set_module_name(name, None)
+    return prepare_fx(model, mapping, example_args), prepared_int8_finish(mode)
 
 
 def prepared_int8_finish(mode: str) -> Callable[[nn.Module], nn.Module]:
@@ -141,6 +165,7 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
     example = bundle.prepare(calib_x[:2])
     example_args = (example,) if not isinstance(example, dict) else tuple(example.values())
     key = scheme_fingerprint(bundle, cfg, calib)
+    skip = skipped_layers(bundle.module, cfg["skip"])
     mode, why = pick_mode(bundle.module, backend, example_args, cfg["mode"])
     if why and mode == "fx":
         raise _refuse(bundle, why)
@@ -151,7 +176,7 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
         log.info("quant=int8 on '%s': %s", bundle.name, note)
 
     def build() -> nn.Module:
-        return prepared_int8(bundle.module, backend, example_args, mode)[0]
+        return prepared_int8(bundle.module, backend, example_args, mode, skip)[0]
 
     def calibrate(prepared: nn.Module) -> None:
         try:
@@ -171,4 +196,5 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
         quantized, key, scheme="int8", bits=8, act_bits=8, simulated=False,
         backend=f"torch.ao-{'fx' if mode == 'fx' else 'eager-per-layer'}-{backend}",
         calibration_samples=len(calib), compressed_from_cache=hit, **({"note": note} if note else {}),
+        **({"fp32_layers": len(skip)} if skip else {}),
     )
