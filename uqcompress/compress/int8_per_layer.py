@@ -29,7 +29,8 @@ def prepare_per_layer(model: nn.Module, backend: str = "x86", skip: list[str] | 
     attach int8 observers."""
     from torch.ao.quantization import QuantWrapper, get_default_qconfig, prepare
 
-    names = [n for n, m in model.named_modules() if type(m) in QUANT_TYPES and n not in set(skip or ())]
+    keep_fp32 = set(skip or ())
+    names = [n for n, m in model.named_modules() if type(m) in QUANT_TYPES and n not in keep_fp32]
     if not names:
         raise ValueError("static int8 per layer found no Conv or Linear layer to quantize")
     torch.backends.quantized.engine = backend
