@@ -28,13 +28,14 @@ def session_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch) -> Path:
-    """An empty cache just for this test."""
+    """An empty cache just for this test (an override a test sets with ``set_cache_dir`` is dropped after it)."""
     from uqcompress.cache import ENV_VAR, set_cache_dir
 
     path = tmp_path / "cache"
     monkeypatch.setenv(ENV_VAR, str(path))
     set_cache_dir(None)
-    return path
+    yield path
+    set_cache_dir(None)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from uqcompress.cache import set_cache_dir
 from uqcompress.compress import compress
 from uqcompress.models import ARCHITECTURES
 from uqcompress.predictor import SelectivePredictor
@@ -21,14 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = {"model": {"name": "small_cnn", "width": 8, "hidden": 16}, "input_shape": [1, 14, 14]}
 X = torch.rand(24, 1, 14, 14, generator=torch.Generator().manual_seed(0))
 Y = torch.arange(24) % 10
-
-
-@pytest.fixture
-def tmp_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("UQCOMPRESS_CACHE", str(tmp_path / "cache"))
-    set_cache_dir(None)
-    yield tmp_path / "cache"
-    set_cache_dir(None)
 
 
 @pytest.fixture(scope="module")

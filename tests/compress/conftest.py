@@ -6,17 +6,13 @@ import warnings
 import pytest
 import torch
 
-from uqcompress.cache import set_cache_dir
 from uqcompress.models.base import ModelBundle
 
 
 @pytest.fixture(autouse=True)
-def tmp_cache(tmp_path, monkeypatch):
-    """Every test gets an empty cache directory (never the user's)."""
-    monkeypatch.setenv("UQCOMPRESS_CACHE", str(tmp_path / "cache"))
-    set_cache_dir(tmp_path / "cache")
-    yield tmp_path / "cache"
-    set_cache_dir(None)
+def tmp_cache(tmp_cache):
+    """Every compression test gets the private cache of tests/conftest.py, asked for or not."""
+    return tmp_cache
 
 
 @pytest.fixture
