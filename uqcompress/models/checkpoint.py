@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from uqcompress.cache import fingerprint, safe_torch_load
+from uqcompress.cache import fingerprint, hash_file, safe_torch_load
 from uqcompress.data.base import DataBundle
 from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, find_head, require_modality
@@ -243,9 +243,7 @@ def _hash_path(path: Path) -> str:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for f in files:
         h.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
+        hash_file(h, f)
     return h.hexdigest()[:16]
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from uqcompress.cache import hash_file
 from uqcompress.models.train import fit_classifier
 from uqcompress.progress import progress_bar
 
@@ -134,9 +135,7 @@ def files_fingerprint(folder: str | Path, patterns: Sequence[str] = ("*.safetens
     for pattern in patterns:
         for p in sorted(Path(folder).glob(pattern)):
             h.update(p.name.encode())
-            with open(p, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 22), b""):
-                    h.update(chunk)
+            hash_file(h, p)
     return h.hexdigest()[:16]
 
 
