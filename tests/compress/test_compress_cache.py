@@ -78,7 +78,10 @@ def test_warm_run_loads_calibrated_state_without_calibrating(cfg, cnn_bundle, im
 
     for mod in ("uqcompress.compress.int8_static", "uqcompress.compress.brevitas_ptq"):
         monkeypatch.setattr(f"{mod}.run_calibration", no_calibration)
-    warm = compress(cnn_bundle, cfg, images, CTX)
+    with monkeypatch.context() as m:  # nor re-try FX on a model it already took
+        m.setattr("uqcompress.compress.int8_static._fx_works",
+                  lambda *a: pytest.fail("a warm int8 run must not trace the model again to pick its mode"))
+        warm = compress(cnn_bundle, cfg, images, CTX)
     assert warm.info["compressed_from_cache"] is True and warm.fingerprint == cold.fingerprint
     x = images[:8]
     assert torch.equal(warm.logits(x), cold.logits(x))

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
@@ -48,13 +49,18 @@ def run_calibration(bundle: ModelBundle, module: nn.Module, calib_x: Any, batch_
     return len(calib_x)
 
 
+def cached_state_path(scheme: str, key: str) -> Path:
+    """Where :func:`calibrated_module` keeps the calibrated state of ``scheme`` under ``key``."""
+    return cache_dir() / "compressed" / scheme / f"{key}.pt"
+
+
 def calibrated_module(scheme: str, key: str, build: Callable[[], nn.Module], calibrate: Callable[[nn.Module], Any],
                       finish: Callable[[nn.Module], nn.Module] = lambda m: m) -> tuple[nn.Module, bool]:
     """``finish(calibrate(build()))``, or on a cache hit ``finish(build())`` with the cached state loaded.
 
     Returns ``(module, cache_hit)``. An unreadable or mismatching entry is recomputed, never trusted.
     """
-    path = cache_dir() / "compressed" / scheme / f"{key}.pt"
+    path = cached_state_path(scheme, key)
     if path.is_file():
         try:
             state = safe_torch_load(path, what=f"cached {scheme} model")

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from uqcompress.compress import SCHEMES, CompressContext, scheme_fingerprint
-from uqcompress.compress._state import calibrated_module, run_calibration
+from uqcompress.compress._state import cached_state_path, calibrated_module, run_calibration
 from uqcompress.compress._targets import module_device, resolve
 from uqcompress.compress.int8_per_layer import QUANT_TYPES, convert_per_layer, prepare_per_layer
 from uqcompress.models.base import ModelBundle
@@ -166,7 +166,10 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
     example_args = (example,) if not isinstance(example, dict) else tuple(example.values())
     key = scheme_fingerprint(bundle, cfg, calib)
     skip = skipped_layers(bundle.module, cfg["skip"])
-    mode, why = pick_mode(bundle.module, backend, example_args, cfg["mode"])
+    if cfg["mode"] == "auto" and cached_state_path("int8", key).is_file():
+        mode, why = "fx", None  # an FX-calibrated state under this key: FX worked here, skip the trial trace (~2 s)
+    else:
+        mode, why = pick_mode(bundle.module, backend, example_args, cfg["mode"])
     if why and mode == "fx":
         raise _refuse(bundle, why)
     note = None
