@@ -51,7 +51,7 @@ def tiny_bert_folder(root: Path, train: bool = True, id2label: dict[int, str] | 
     ensure_torchvision()  # transformers imports torchvision
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    from uqcompress.models.checkpoint import Tokenize
+    from uqcompress.models.text import TextPrepare
     from uqcompress.models.train import fit_classifier
 
     root.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def tiny_bert_folder(root: Path, train: bool = True, id2label: dict[int, str] | 
         texts, labels = sentences(256, seed=123)
         label2id = {v: k for k, v in id2label.items()}
         y = torch.tensor([label2id[lab] for lab in labels])
-        fit_classifier(model, texts, y, epochs=6, lr=3e-3, batch_size=32, seed=0, prepare=Tokenize(tok, 32),
+        fit_classifier(model, texts, y, epochs=6, lr=3e-3, batch_size=32, seed=0, prepare=TextPrepare(tok, 32, keys=tok.model_input_names),
                        progress=False)
     model.eval().save_pretrained(root)
     tok.save_pretrained(root)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from uqcompress.compress import compress
-from uqcompress.models import ARCHITECTURES
+from uqcompress.models import MODELS
 from uqcompress.predictor import SelectivePredictor
 from uqcompress.selection import build_selector
 from uqcompress.uncertainty import build_scorer
@@ -25,7 +25,7 @@ Y = torch.arange(24) % 10
 @pytest.fixture(scope="module")
 def models():
     torch.manual_seed(0)
-    base = ARCHITECTURES.get("small_cnn")(SPEC["model"], 10, (1, 14, 14))
+    base = MODELS.get("small_cnn").rebuild_architecture(SPEC["model"], 10, (1, 14, 14))
     out = {"none": base, "int8": compress(base, {"name": "int8"}, torch.rand(32, 1, 14, 14))}
     for name in REBUILT_BY_SCHEME:
         out[name] = compress(base, {"name": name}, None)
@@ -82,13 +82,13 @@ def test_loaded_int8_predictor_needs_no_training_data_and_no_cache(models, tmp_p
     pred = fitted(models["int8"], "int8", {"name": "knn", "k": 3}, {"name": "coverage"})
     path = pred.save(tmp_path / "pred.pt")
     from uqcompress.data import DATASETS
-    from uqcompress.models import MODELS
+    from uqcompress.models import ModelEntry
 
     def refuse(*a, **k):
         raise AssertionError("loading a predictor must not touch data sets or trained-model builders")
 
     monkeypatch.setattr(DATASETS, "get", refuse)
-    monkeypatch.setattr(MODELS, "get", refuse)
+    monkeypatch.setattr(ModelEntry, "__call__", refuse)  # builders: only the architecture may be used
     loaded = SelectivePredictor.load(path)
     assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in loaded.model.modules())
     assert torch.equal(loaded.predict(X)[1], pred.predict(X)[1])
@@ -155,12 +155,17 @@ def test_cli_deploy_export(tmp_path, tmp_cache):
     assert labels.shape == (5,)
 
 
-def test_export_of_a_scheme_without_rebuilder_is_one_line(tmp_path):
-    from types import SimpleNamespace
+def test_export_that_load_could_not_rebuild_is_refused_before_any_work(tmp_path, monkeypatch):
+    from uqcompress import pipeline
+    from uqcompress.predictor import check_exportable
 
-    from uqcompress.predictor import export_run
-
-    result = SimpleNamespace(compressed=None, baseline=None)
-    with pytest.raises(ValueError, match=r"cannot save quant='brevitas_w8a8'.*deployable schemes: .*int8_dynamic"):
-        export_run(result, {"quant": {"name": "brevitas_w8a8"}}, None, tmp_path / "p.pt")
+    monkeypatch.setattr(pipeline, "load_data", lambda *a: pytest.fail("refused too late: data were loaded"))
+    with pytest.raises(ValueError, match=r"cannot save model=smollm2 .*deployable models: .*small_cnn"):
+        pipeline.run_config({"model": {"name": "smollm2"}, "quant": {"name": "int8_dynamic"}, "data": {"name": "x"},
+                             "deploy": {"export": str(tmp_path / "p.pt")}})
+    with pytest.raises(ValueError, match=r"deploy.model='nope' is not one of"):
+        check_exportable({"model": {"name": "small_cnn"}, "quant": {"name": "int8"},
+                          "deploy": {"export": "p.pt", "model": "nope"}})
+    for quant in ("int8", "int8_weight_only", "brevitas_w4a8", "drop_layers"):  # every registered scheme rebuilds
+        check_exportable({"model": {"name": "small_cnn"}, "quant": {"name": quant}, "deploy": {"export": "p.pt"}})
     assert not (tmp_path / "p.pt").exists()

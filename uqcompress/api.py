@@ -15,6 +15,7 @@ Example:
 """
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -27,8 +28,9 @@ from torch import nn
 from uqcompress.cache import fingerprint
 from uqcompress.compress import CompressContext, compress
 from uqcompress.data.base import DataBundle, Split
-from uqcompress.models.base import ModelBundle, call_module, find_head
+from uqcompress.models.base import ModelBundle, find_head, module_device
 from uqcompress.pipeline import DEFAULTS, RunResult, _merge, evaluate_bundles
+from uqcompress.runner import Runner
 
 
 @dataclass
@@ -51,7 +53,7 @@ class EvalResult:
         from uqcompress.predictor import SelectivePredictor
 
         comp = self.run.compressed
-        return SelectivePredictor.from_eval(comp.bundle, comp.scorer, comp.selector)
+        return SelectivePredictor(comp.bundle, comp.scorer, comp.selector)
 
     def plot(self, out_dir: str | None = None):
         """Write this run's plots (PNG) into ``out_dir`` (default: a temp folder) and return their paths."""
@@ -119,22 +121,26 @@ def _modality(x: Any) -> str:
 
 
 def bundle_from_module(model: nn.Module | ModelBundle, example: Split, prepare: Callable[[Any], Any] | None = None,
-                       name: str | None = None) -> ModelBundle:
-    """Wrap a user's logits-returning module as a :class:`ModelBundle` (class count read off one forward pass)."""
+                       name: str | None = None, runner: Runner | None = None) -> ModelBundle:
+    """Wrap a user's logits-returning module as a :class:`ModelBundle` (class count read off one forward pass of
+    two examples, through ``runner``)."""
     if isinstance(model, ModelBundle):
         return model
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module returning logits, got {type(model).__name__}")
-    model.eval()
-    prep = prepare or (lambda b: b)
-    with torch.inference_mode():
-        out = call_module(model, prep(example.x[:2]))
+    prep = prepare or _identity
+    bundle = ModelBundle(model.eval(), name or type(model).__name__,
+                         fingerprint("user_model", type(model).__name__, model.state_dict()), _modality(example.x), 0,
+                         prepare=prep, head=find_head(model))
+    out = (runner or Runner("cpu", progress=False)).logits(bundle, example.x[:2], split="probe")
     if out.dim() != 2:
         raise ValueError(f"model returned shape {tuple(out.shape)}; expected logits of shape (batch, classes)")
-    return ModelBundle(
-        model, name or type(model).__name__, fingerprint("user_model", type(model).__name__, model.state_dict()),
-        _modality(example.x), int(out.shape[1]), prepare=prep, head=find_head(model),
-    )
+    bundle.num_classes = int(out.shape[1])
+    return bundle
+
+
+def _identity(x: Any) -> Any:
+    return x
 
 
 def _cfg(value: str | dict | None, default: dict) -> dict:
@@ -172,7 +178,9 @@ def evaluate(
         fit: optional training-split data, needed only by feature-space scorers (mahalanobis, knn).
         prepare: maps a raw batch to model inputs (e.g. a tokenizer); default identity.
         compressed: your own compressed model instead of applying ``quant``.
-        **options: pipeline settings (``seed``, ``batch_size``, ``progress``, ``latency``, ...).
+        **options: pipeline settings (``device``: auto | cpu | cuda | cuda:N, default auto; ``seed``,
+            ``batch_size``, ``progress``, ``latency``, ...). The models run on ``device`` (a copy of ``model`` when it
+            sits elsewhere: your module is never moved); schemes that cannot run there run on the CPU.
     """
     unknown = set(options) - set(DEFAULTS)
     if unknown:
@@ -182,20 +190,30 @@ def evaluate(
     splits = {"calibration": cal, "test": tst}
     if fit is not None:
         splits["fit"] = to_split(fit, "fit")
-    base = bundle_from_module(model, cal, prepare)
-    data = DataBundle("user_data", _modality(cal.x), base.num_classes, splits)
-    ood_split = None if ood is None else to_split(ood, "ood", labeled=False)
     cfg = _merge(DEFAULTS, {**options, "uncertainty": _cfg(uncertainty, DEFAULTS["uncertainty"]),
                             "selector": _cfg(selector, DEFAULTS["selector"])})
+    runner = Runner(cfg["device"], int(cfg.get("batch_size") or 256), cfg["progress"])
+    base = runner.place(bundle_from_module(_on(model, runner.device), cal, prepare, runner=runner))
+    data = DataBundle("user_data", _modality(cal.x), base.num_classes, splits)
+    ood_split = None if ood is None else to_split(ood, "ood", labeled=False)
     if cfg.get("threads"):  # as in the CLI (pipeline.run_config)
         torch.set_num_threads(int(cfg["threads"]))
     if compressed is not None:
-        comp = bundle_from_module(compressed, cal, prepare or base.prepare, name=f"{base.name}_compressed")
+        comp = bundle_from_module(compressed, cal, prepare or base.prepare, name=f"{base.name}_compressed",
+                                  runner=runner)
         comp.info["scheme"] = "user"
     else:
         qcfg = _cfg(quant, {"name": "none"})
-        comp = compress(base, qcfg, cal.x, CompressContext(cfg["seed"], "cpu", cfg["progress"]))
+        comp = compress(base, qcfg, cal.x, CompressContext(cfg["seed"], str(runner.device), cfg["progress"],
+                                                           runner=runner))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        run = evaluate_bundles(base, comp, data, ood_split, cfg)
+        run = evaluate_bundles(base, comp, data, ood_split, cfg, runner)
     return EvalResult(run.metrics, run.predictions, run)
+
+
+def _on(model: Any, device: torch.device) -> Any:
+    """``model``, or a copy of it on ``device`` (the caller's module is never moved)."""
+    if isinstance(model, nn.Module) and module_device(model) != device:
+        return copy.deepcopy(model)
+    return model

@@ -1,4 +1,4 @@
-"""Measured cost of a model: serialized size and CPU latency.
+"""Measured cost of a model: serialized size, bits and sparsity (latency: :meth:`uqcompress.runner.Runner.latency`).
 
 Example:
     >>> import torch
@@ -13,14 +13,9 @@ Example:
 from __future__ import annotations
 
 import io
-import statistics
-import time
-from typing import Any
 
 import torch
 from torch import nn
-
-from uqcompress.models.base import ModelBundle, call_module
 
 
 def state_dict_bytes(module: nn.Module) -> int:
@@ -28,30 +23,6 @@ def state_dict_bytes(module: nn.Module) -> int:
     buf = io.BytesIO()
     torch.save(module.state_dict(), buf)
     return buf.getbuffer().nbytes
-
-
-def latency_ms_per_sample(bundle: ModelBundle, x: Any, batch_size: int = 32, repeats: int = 10,
-                          warmup: int = 2) -> dict[str, float]:
-    """Median wall time per sample (ms) over ``repeats`` timed batches after ``warmup`` untimed ones.
-
-    Returns ``{"latency_ms_per_sample", "latency_batch_size", "latency_threads"}``.
-    """
-    batch = x[:batch_size]
-    n = len(batch)
-    inputs = bundle.prepare(batch)
-    module = bundle.module.eval()
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            t0 = time.perf_counter()
-            call_module(module, inputs)
-            if i >= warmup:
-                times.append(time.perf_counter() - t0)
-    return {
-        "latency_ms_per_sample": 1000.0 * statistics.median(times) / n,
-        "latency_batch_size": n,
-        "latency_threads": torch.get_num_threads(),
-    }
 
 
 def dense_weight(layer: nn.Module) -> torch.Tensor | None:
@@ -112,35 +83,3 @@ def weight_bits(module: nn.Module) -> int:
     if not counts:
         return 32
     return torch.finfo(max(counts, key=counts.get)).bits
-
-
-def compare_latency(bundles: dict[str, ModelBundle], x: Any, batch_size: int = 32, repeats: int = 15,
-                    warmup: int = 3, stat: str = "median") -> dict[str, float]:
-    """Median (``stat="median"``) or best (``stat="min"``, the least-disturbed run) ms per sample for each bundle, timed *interleaved* (one batch of each per round, the order rotated
-    every round so no model always runs first) so that load from other processes on a shared machine hits every
-    model alike; ratios between them are then meaningful.
-
-    Example:
-        >>> import torch
-        >>> from uqcompress.models.base import ModelBundle
-        >>> b = ModelBundle(torch.nn.Linear(8, 2), "lin", "x", "image", 2)
-        >>> sorted(compare_latency({"a": b, "b": b}, torch.zeros(4, 8), repeats=2, warmup=1))
-        ['a', 'b']
-    """
-    if stat not in ("median", "min"):
-        raise ValueError(f"stat='{stat}' is not one of: median, min")
-    batch = x[:batch_size]
-    n = len(batch)
-    inputs = {k: b.prepare(batch) for k, b in bundles.items()}
-    times: dict[str, list[float]] = {k: [] for k in bundles}
-    keys = list(bundles)
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            for k in keys[i % len(keys):] + keys[: i % len(keys)]:
-                module = bundles[k].module.eval()
-                t0 = time.perf_counter()
-                call_module(module, inputs[k])
-                if i >= warmup:
-                    times[k].append(time.perf_counter() - t0)
-    reduce = statistics.median if stat == "median" else min
-    return {k: 1000.0 * reduce(v) / n for k, v in times.items()}

@@ -22,11 +22,11 @@ import torch
 from uqcompress import metrics as M
 from uqcompress.compress import CompressContext, compress
 from uqcompress.data import DataBundle, Split, conform_images, load_dataset
-from uqcompress.inference import collect_outputs
-from uqcompress.measure import latency_ms_per_sample, state_dict_bytes, weight_bits, weight_sparsity
+from uqcompress.measure import state_dict_bytes, weight_bits, weight_sparsity
 from uqcompress.models import BuildContext, build_model
 from uqcompress.models.base import ModelBundle
 from uqcompress.progress import set_progress
+from uqcompress.runner import Runner, device_name, resolve_device
 from uqcompress.selection import build_selector
 from uqcompress.uncertainty import build_scorer
 from uqcompress.uncertainty.base import Outputs
@@ -70,16 +70,6 @@ class RunResult:
     compressed: ModelEval
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device='{device}' is not one of: auto, cpu, cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but no CUDA device is available; use device=auto or device=cpu")
-    return device
-
-
 def _merge(defaults: dict, cfg: dict) -> dict:
     out = dict(defaults)
     if isinstance(cfg.get("name"), str) and cfg.get("name") != out.get("name"):
@@ -117,20 +107,17 @@ def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
     return data, ood
 
 
-def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg: dict) -> ModelEval:
-    """Outputs, confidence, acceptance and per-model metrics for one model."""
+def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg: dict, runner: Runner) -> ModelEval:
+    """Outputs (through ``runner``), confidence, acceptance and per-model metrics for one model."""
     scorer = build_scorer(dict(cfg["uncertainty"]))
     selector = build_selector(dict(cfg["selector"]))
     needs = frozenset(scorer.needs) | frozenset(selector.needs)
-    opts = dict(batch_size=cfg["batch_size"], progress=cfg["progress"])
     ucfg = dict(cfg["uncertainty"])
     splits = {"calibration": data["calibration"], "test": data["test"]}
     if ood is not None:
         splits["ood"] = ood
-    outputs = {k: collect_outputs(bundle, k, s, needs, ucfg, **opts) for k, s in splits.items()}
-    fit_out = None
-    if "features" in needs:
-        fit_out = collect_outputs(bundle, "fit", data["fit"], frozenset({"features"}), ucfg, **opts)
+    outputs = {k: runner.outputs(bundle, k, s, needs, ucfg) for k, s in splits.items()}
+    fit_out = runner.outputs(bundle, "fit", data["fit"], {"features"}) if "features" in needs else None
     scorer.fit(outputs["calibration"], fit_out)
     probs = {k: scorer.probs(o) for k, o in outputs.items()}
     conf = {k: scorer.score(o) for k, o in outputs.items()}
@@ -163,13 +150,24 @@ def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg
     m["model_size_bytes"] = state_dict_bytes(bundle.module)
     m["bits"] = bundle.info.get("bits", weight_bits(bundle.module))  # measured for models no scheme touched
     m["sparsity"] = bundle.info.get("sparsity", weight_sparsity(bundle.module))
-    lat = dict(cfg["latency"])
-    m.update(latency_ms_per_sample(bundle, data["test"].x, **lat))
-    for k in ("scheme", "act_bits", "simulated", "sparsity_target", "group_size",
-              "calibration_samples", "backend", "note", "fp32_layers"):
-        if k in bundle.info:
-            m[k] = bundle.info[k]
+    m["device"] = device_name(bundle.module)  # where it really ran, read from its tensors
     return ModelEval(bundle, outputs, probs, conf, accept, scorer, selector, m)
+
+
+def is_fact(value: Any) -> bool:
+    """A scalar or a list of scalars: what ``results.json`` holds.
+
+    >>> is_fact(0.5), is_fact(["encoder.layer.0"]), is_fact({"a": 1})
+    (True, True, False)
+    """
+    scalar = (str, int, float, bool, type(None))
+    return isinstance(value, scalar) or (isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value))
+
+
+def scheme_facts(baseline: ModelBundle, compressed: ModelBundle) -> dict[str, Any]:
+    """Every scalar or list fact the compression scheme added to (or changed in) the compressed bundle's ``info``."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in compressed.info.items()
+            if is_fact(v) and (k not in baseline.info or baseline.info[k] != v)}
 
 
 def compare(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
@@ -211,14 +209,23 @@ def predictions_frame(base: ModelEval, comp: ModelEval) -> pd.DataFrame:
 
 
 def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataBundle, ood: Split | None,
-                     cfg: dict) -> RunResult:
-    """Score, select and measure a baseline and its compressed copy on the same splits."""
+                     cfg: dict, runner: Runner | None = None) -> RunResult:
+    """Score, select and measure a baseline and its compressed copy on the same splits, each model where it sits;
+    latency of both in the same interleaved rounds (``compressed.speedup`` = baseline time / compressed time)."""
     cfg = _merge(DEFAULTS, cfg)
-    base = evaluate_model(baseline, data, ood, cfg)
-    comp = evaluate_model(compressed, data, ood, cfg)
+    runner = runner or Runner("cpu", cfg.get("batch_size") or 256, cfg["progress"])
+    base = evaluate_model(baseline, data, ood, cfg, runner)
+    comp = evaluate_model(compressed, data, ood, cfg, runner)
+    timing = runner.latency({"baseline": baseline, "compressed": compressed}, data["test"].x, **dict(cfg["latency"]))
+    base.metrics.update(timing["baseline"])
+    comp.metrics.update(timing["compressed"])
     metrics: dict[str, Any] = {f"baseline.{k}": v for k, v in base.metrics.items()}
     metrics.update({f"compressed.{k}": v for k, v in comp.metrics.items()})
     metrics.update({f"compressed.{k}": v for k, v in compare(base, comp).items()})
+    metrics["compressed.speedup"] = (timing["baseline"]["latency_ms_per_sample"]
+                                     / timing["compressed"]["latency_ms_per_sample"])
+    for k, v in scheme_facts(baseline, compressed).items():
+        metrics.setdefault(f"compressed.{k}", v)
     metrics["n_test"] = len(data["test"])
     metrics["n_calibration"] = len(data["calibration"])
     metrics["n_ood"] = 0 if ood is None else len(ood)
@@ -244,26 +251,31 @@ def inference_batch_size(cfg: dict, device: str) -> int:
 
 def run_config(cfg: dict) -> RunResult:
     """The whole run from a plain config dict (what the Hydra app passes, resolved)."""
+    from uqcompress.predictor import check_exportable
+
     cfg = _merge(DEFAULTS, cfg)
     cfg["latency"] = {**cfg["latency"], **dict(cfg["model"].get("latency") or {})}  # a model may ask for less
+    check_exportable(cfg)  # a deploy.export that could not be loaded back is refused before any work
     set_progress(bool(cfg["progress"]))
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))
     torch.manual_seed(cfg["seed"])
     device = resolve_device(cfg["device"])
-    cfg["batch_size"] = inference_batch_size(cfg, device)
+    cfg["batch_size"] = inference_batch_size(cfg, device.type)
+    runner = Runner(device, cfg["batch_size"], cfg["progress"])
     data, ood = load_data(cfg)
-    baseline = build_model(dict(cfg["model"]), data, BuildContext(cfg["seed"], device, cfg["progress"]))
+    baseline = build_model(dict(cfg["model"]), data, BuildContext(cfg["seed"], str(device), cfg["progress"], runner))
+    runner.place(baseline)  # once per run; the compressed copy is made where its scheme runs
     compressed = compress(baseline, dict(cfg["quant"]), data["calibration"].x,
-                          CompressContext(cfg["seed"], device, cfg["progress"]))
+                          CompressContext(cfg["seed"], str(device), cfg["progress"], runner=runner))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)  # torch.ao deprecation chatter
-        result = evaluate_bundles(baseline, compressed, data, ood, cfg)
+        result = evaluate_bundles(baseline, compressed, data, ood, cfg, runner)
     meta = {
         "config.model": cfg["model"]["name"], "config.quant": cfg["quant"]["name"],
         "config.uncertainty": cfg["uncertainty"]["name"], "config.selector": cfg["selector"]["name"],
         "config.data": cfg["data"]["name"], "config.ood": (cfg.get("ood") or {}).get("name", "none"),
-        "config.seed": cfg["seed"], "config.device": device,
+        "config.seed": cfg["seed"], "config.device": str(device),
     }
     if data.info.get("label_mapping"):  # string labels -> ids: report the mapping as class names in id order
         mapping = data.info["label_mapping"]

@@ -1,24 +1,26 @@
 """A deployable abstaining classifier: a (compressed) model + temperature + scorer + threshold, saved as one file.
 
 ``predict(x) -> (labels, confidence, accepted)``; the label is -1 where the predictor abstains. ``save(path)`` writes
-one ``torch.save`` file of plain tensors and a JSON config; ``SelectivePredictor.load(path)`` reads it with
-``torch.load(weights_only=True)`` (no pickled code) and refuses files it did not write.
+one ``torch.save`` file of plain tensors and a JSON config; ``SelectivePredictor.load(path, device=)`` reads it with
+``torch.load(weights_only=True)`` (no pickled code) and refuses, in one line, files it did not write or cannot read.
+Every forward pass goes through a :class:`~uqcompress.runner.Runner` on the predictor's device (``.to(device)``).
 
-How a model comes back without its training data: the file stores the registry model name + its config + the class
-count and input shape, and ``models.ARCHITECTURES`` rebuilds the untrained module. A compressed model is rebuilt by
-its scheme's *rebuilder* (:data:`REBUILDERS`): for ``quant=int8`` the untrained module is FX-prepared and converted
-again without calibration (the structure only depends on the graph and the qconfig), then the saved quantized
-state_dict (int8 weights, scales, zero points and the activation qparams, all buffers) overwrites every number.
+How a model comes back without its training data: the file stores the registry model name, its config and the facts
+its build recorded (``ModelBundle.arch``; small non-weight files such as a tokenizer in ``arch_files``), the class
+count and input shape; the model's registry entry rebuilds the untrained structure
+(:meth:`~uqcompress.models.ModelEntry.rebuild_architecture`), the scheme's entry rebuilds the compressed structure
+without data (:meth:`~uqcompress.compress.Scheme.rebuild`: for ``quant=int8`` the architecture is FX-prepared and
+converted again without calibration, in the mode the run resolved), then the saved state_dict overwrites every number.
 Why not TorchScript / torch.export: ``torch.jit`` is deprecated, both lose the submodule structure that feature
 scorers and MC-dropout hook into, and neither loads through ``torch.load(weights_only=True)``.
 
 Example:
     >>> import torch, tempfile, os
-    >>> from uqcompress.models import ARCHITECTURES
+    >>> from uqcompress.models import MODELS
     >>> from uqcompress.uncertainty import build_scorer
     >>> from uqcompress.selection import build_selector
     >>> from uqcompress.predictor import SelectivePredictor
-    >>> b = ARCHITECTURES.get("small_cnn")({}, 10, (1, 28, 28))
+    >>> b = MODELS.get("small_cnn").rebuild_architecture({}, 10, (1, 28, 28))
     >>> sp = SelectivePredictor(b, build_scorer({"name": "msp"}), build_selector({"name": "threshold", "value": 0.2}),
     ...                         spec={"model": {"name": "small_cnn"}, "input_shape": [1, 28, 28]})
     >>> x = torch.rand(4, 1, 28, 28)
@@ -31,89 +33,39 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from uqcompress.cache import atomic_torch_save, fingerprint
-from uqcompress.models.base import ModelBundle, call_module
-from uqcompress.registry import Registry
+from uqcompress.models.base import ModelBundle, module_device
+from uqcompress.runner import Runner, device_name, resolve_device
 from uqcompress.selection import build_selector
 from uqcompress.selection.base import Selector
 from uqcompress.uncertainty import build_scorer
 from uqcompress.uncertainty.base import Outputs, Scorer
-from uqcompress.uncertainty.mc import MCOptions, capture_head, mc_probs, to_device, _device, _dequant
+from uqcompress.uncertainty.mc import MCOptions
 
 log = logging.getLogger(__name__)
 
 FORMAT = "uqcompress.SelectivePredictor"
-VERSION = 1
-
-#: ``fn(architecture: ModelBundle, quant_cfg: dict, state_dict, example_inputs) -> nn.Module`` keyed by scheme name:
-#: rebuilds a compressed module's structure from the untrained architecture, then loads ``state_dict`` into it.
-REBUILDERS = Registry("deployable quant scheme")
-
-
-@REBUILDERS.register("none")
-def _rebuild_float(arch: ModelBundle, quant: dict, state: dict, example: Any) -> nn.Module:
-    module = arch.module.eval()
-    module.load_state_dict(state)
-    return module
-
-
-@REBUILDERS.register("int8")
-def _rebuild_int8(arch: ModelBundle, quant: dict, state: dict, example: Any) -> nn.Module:
-    from uqcompress.compress.int8_static import DEFAULTS, pick_mode, prepared_int8, skipped_layers
-
-    backend = quant.get("backend", DEFAULTS["backend"])
-    torch.backends.quantized.engine = backend
-    args = (example,) if not isinstance(example, dict) else tuple(example.values())
-    mode, _ = pick_mode(arch.module, backend, args, quant.get("mode", DEFAULTS["mode"]))  # as the run resolved it
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "must run observer before calculate_qparams": structure only, numbers below
-        prepared, finish = prepared_int8(arch.module, backend, args, mode, skipped_layers(arch.module, quant.get("skip")))
-        module = finish(prepared)
-    module.load_state_dict(state)
-    return module.eval()
-
-
-def _rebuild_by_scheme(arch: ModelBundle, quant: dict, state: dict, example: Any) -> nn.Module:
-    """Schemes whose module structure needs no calibration data (casts, dynamic int8, pruning): apply the scheme to
-    the untrained architecture for the structure, then load the saved numbers into it."""
-    from uqcompress.compress import CompressContext, compress
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        module = compress(arch, quant, None, CompressContext(progress=False)).module
-    module.load_state_dict(state)
-    return module.eval()
-
-
-for _name in ("fp16", "bf16", "int8_dynamic", "prune_global_l1", "prune_2of4"):
-    REBUILDERS.register(_name, _rebuild_by_scheme)
-
-
-def _example_inputs(arch: ModelBundle, spec: dict) -> Any:
-    if arch.modality == "image":
-        shape = spec.get("input_shape")
-        if not shape:
-            raise ValueError("this predictor file has no input_shape; cannot rebuild an image model")
-        return arch.prepare(torch.zeros(2, *shape))
-    return arch.prepare(["a b c", "d e f"])
+VERSION = 2
+READS = (1, 2)  # version 1: no arch facts / files (models whose run config alone rebuilds them)
 
 
 class SelectivePredictor(nn.Module):
     """(Compressed) model + scorer (with its temperature) + selector, as one ``nn.Module``.
 
     Args:
-        bundle: the model as the pipeline sees it (module, prepare, head).
+        bundle: the model as the pipeline sees it (module, prepare, head, and how to rebuild it: ``arch``,
+            ``arch_files``, ``quant``).
         scorer: a fitted scorer (temperature, feature statistics, ...).
         selector: a fitted selector (threshold).
-        spec: how to rebuild the model on load: ``{"model": {"name", ...config}, "quant": {"name", ...},
-            "num_classes", "input_shape", "modality"}`` (num_classes / modality default to the bundle's).
+        spec: ``{"model": {"name", ...config}, "input_shape", "quant", "num_classes", "modality"}``; the model config
+            is merged with ``bundle.arch``; ``quant`` defaults to ``bundle.quant``.
         mc: MC-dropout settings when the scorer or selector needs passes (default: the scorer's, else MCOptions()).
         batch_size: rows per forward pass in ``predict``.
     """
@@ -125,49 +77,76 @@ class SelectivePredictor(nn.Module):
         self.bundle = bundle
         self.scorer = scorer
         self.selector = selector
-        self.spec = {"num_classes": bundle.num_classes, "modality": bundle.modality, "quant": {"name": "none"},
-                     **copy.deepcopy(spec or {})}
+        spec = copy.deepcopy(spec or {})
+        quant = bundle.quant if bundle.quant.get("name", "none") != "none" else spec.get("quant", bundle.quant)
+        self.spec = {"num_classes": bundle.num_classes, "modality": bundle.modality, **spec, "quant": dict(quant)}
+        if "model" in self.spec:
+            self.spec["model"] = {**dict(self.spec["model"]), **bundle.arch}
         self.needs = frozenset(scorer.needs) | frozenset(selector.needs)
         self.mc = mc or getattr(scorer, "mc", None) or MCOptions()
         self.batch_size = int(batch_size)
+        self.runner = Runner(module_device(self.model), self.batch_size, progress=False)
 
     # ---- inference ------------------------------------------------------------------------------------------
+    def _inputs(self, x: Any) -> Any:
+        """``x`` as the model takes it: image tensors cast to float32 ([0, 1]) and checked against the input shape."""
+        if len(x) == 0:
+            raise ValueError("SelectivePredictor.predict got an empty batch")
+        if isinstance(x, torch.Tensor):
+            if x.dtype == torch.uint8 and self.spec.get("modality") == "image":
+                x = x.float() / 255.0
+            elif x.is_floating_point() and x.dtype != torch.float32:
+                x = x.float()
+            shape = self.spec.get("input_shape")
+            if shape and tuple(x.shape[1:]) != tuple(shape):
+                raise ValueError(f"SelectivePredictor takes inputs of shape (N, {', '.join(map(str, shape))}); "
+                                 f"got {tuple(x.shape)}")
+        return x
+
     def outputs(self, x: Any) -> Outputs:
         """Logits (and features / MC passes when the scorer or selector needs them) for a raw batch ``x``."""
-        module = self.model.eval()
-        dev = _device(module)
-        logits, feats = [], []
-        store: dict = {}
-        want_features = "features" in self.needs
-        with torch.inference_mode():
-            for i in range(0, len(x), self.batch_size):
-                inputs = to_device(self.bundle.prepare(x[i : i + self.batch_size]), dev)
-                if want_features:
-                    with capture_head(self.bundle, store):
-                        logits.append(call_module(module, inputs).float())
-                    feats.append(_dequant(store["in"]).float())
-                else:
-                    logits.append(call_module(module, inputs).float())
-        out = Outputs(torch.cat(logits).cpu() if len(logits) > 1 else logits[0].cpu())
-        if want_features:
-            out.features = torch.cat(feats).cpu()
+        x = self._inputs(x)
+        if "features" in self.needs:
+            logits, feats = self.runner.logits_and_features(self.bundle, x, split="predict")
+            out = Outputs(logits, features=feats)
+        else:
+            out = Outputs(self.runner.logits(self.bundle, x, split="predict"))
         if "mc" in self.needs:
-            out.mc_probs = mc_probs(self.bundle, x, self.mc, self.batch_size, progress=False)
+            out.mc_probs = self.runner.mc_probs(self.bundle, x, self.mc, split="predict")
         return out
 
     def predict(self, x: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(labels int64 with -1 where abstaining, confidence float64 higher = more confident, accepted bool)."""
-        if len(x) == 0:
-            raise ValueError("SelectivePredictor.predict got an empty batch")
         out = self.outputs(x)
         probs = self.scorer.probs(out)
         conf = self.scorer.confidence(out, probs)
         accepted = self.selector.accept(conf, out)
-        labels = torch.where(accepted, probs.argmax(-1), torch.full_like(accepted, -1, dtype=torch.long))
+        labels = probs.argmax(-1).masked_fill_(~accepted, -1)
         return labels, conf, accepted
 
     def forward(self, x: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.predict(x)
+
+    # ---- devices --------------------------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        """Where the model really sits (read from its tensors)."""
+        return device_name(self.model)
+
+    def to(self, *args: Any, **kwargs: Any) -> "SelectivePredictor":
+        """``nn.Module.to``; a device the compressed scheme cannot run on keeps the model on the CPU (one log line,
+        as in a run: see :func:`uqcompress.compress.target_device`)."""
+        device, dtype, _, _ = torch._C._nn._parse_to(*args, **kwargs)
+        if dtype is not None:
+            raise ValueError("SelectivePredictor.to takes a device only: the model's dtype is part of its scheme")
+        if device is not None:
+            from uqcompress.compress import SCHEMES, target_device
+
+            quant = self.spec.get("quant") or {"name": "none"}
+            target = target_device(SCHEMES.get(quant["name"]), quant, resolve_device(device))
+            self.model.to(target)
+            self.runner = Runner(target, self.batch_size, progress=False)
+        return self
 
     # ---- persistence ----------------------------------------------------------------------------------------
     def config(self) -> dict:
@@ -176,56 +155,104 @@ class SelectivePredictor(nn.Module):
                 "selector": self.selector.state(), "mc": self.mc.key(), "batch_size": self.batch_size}
 
     def save(self, path: str | Path) -> Path:
-        """Write one file (atomic): ``{"format", "version", "config" (JSON str), "state_dict", "scorer_buffers"}``."""
+        """Write one file (atomic): ``{"format", "version", "config" (JSON str), "state_dict", "scorer_buffers",
+        "arch_files"}``, every tensor on the CPU."""
         if not (self.spec.get("model") or {}).get("name"):
             raise ValueError("SelectivePredictor.save needs spec['model']['name'] (the registry model name) so that "
                              "load can rebuild the architecture")
         path = Path(path)
+        state = self.model.state_dict()  # keeps its _metadata: quantized modules load by state-dict version
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor):
+                state[k] = v.detach().cpu()
         payload = {
             "format": FORMAT,
             "version": VERSION,
             "config": json.dumps(self.config(), sort_keys=True),
-            "state_dict": self.model.state_dict(),
+            "state_dict": state,
             "scorer_buffers": {k: v.detach().cpu() for k, v in self.scorer.buffers().items()},
+            "arch_files": {k: torch.from_numpy(np.frombuffer(v, dtype=np.uint8).copy())
+                           for k, v in self.bundle.arch_files.items()},
         }
         atomic_torch_save(payload, path)
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "SelectivePredictor":
-        """Rebuild a predictor written by :meth:`save`; needs no training data and no cache."""
+    def load(cls, path: str | Path, device: str | torch.device | None = None) -> "SelectivePredictor":
+        """Rebuild a predictor written by :meth:`save` (on the CPU, then ``.to(device)`` when given); needs no
+        training data and no cache. A file that is not one, or whose payload is malformed, is a one-line error."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"SelectivePredictor file not found: {path}")
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = _load_plain(path)
         except Exception as e:
             raise ValueError(f"{path} is not a SelectivePredictor file (it does not load as plain tensors: "
                              f"{type(e).__name__})") from None
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:
             raise ValueError(f"{path} is not a SelectivePredictor file (no '{FORMAT}' marker); "
                              "write one with SelectivePredictor.save or deploy.export=PATH")
-        if obj.get("version") != VERSION:
+        if obj.get("version") not in READS:
             raise ValueError(f"{path} is a SelectivePredictor file of version {obj.get('version')}; "
-                             f"this uqcompress reads version {VERSION}")
-        cfg = json.loads(obj["config"])
-        from uqcompress.models import ARCHITECTURES
+                             f"this uqcompress reads versions {', '.join(map(str, READS))}")
+        try:
+            pred = cls._from_payload(obj)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            why = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+            first = (why.strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ValueError(f"{path} is a malformed SelectivePredictor file ({type(e).__name__}: {first}); "
+                             "write it again with deploy.export=PATH") from None
+        return pred.to(device) if device is not None else pred
 
+    @classmethod
+    def _from_payload(cls, obj: dict) -> "SelectivePredictor":
+        from uqcompress.compress import SCHEMES
+        from uqcompress.models import MODELS
+
+        cfg = json.loads(obj["config"])
+        if not isinstance(cfg, dict):
+            raise TypeError(f"config is a {type(cfg).__name__}, not a mapping")
+        state, buffers = obj["state_dict"], obj.get("scorer_buffers") or {}
+        if not isinstance(state, dict):
+            raise TypeError(f"state_dict is a {type(state).__name__}, not a mapping of tensors")
+        files = {k: bytes(v.numpy().tobytes()) for k, v in (obj.get("arch_files") or {}).items()}
         model_cfg = dict(cfg["model"])
-        shape = cfg.get("input_shape")
-        arch = ARCHITECTURES.get(model_cfg["name"])(model_cfg, int(cfg["num_classes"]),
-                                                    tuple(shape) if shape else None)
+        arch = MODELS.get(model_cfg["name"]).rebuild_architecture(model_cfg, cfg["num_classes"],
+                                                                   cfg.get("input_shape"), files)
         quant = dict(cfg.get("quant") or {"name": "none"})
-        rebuild: Callable = REBUILDERS.get(quant.get("name", "none"))
-        module = rebuild(arch, quant, obj["state_dict"], _example_inputs(arch, cfg))
-        bundle = arch.with_module(module, fingerprint("predictor", obj["config"]),
+        module = SCHEMES.get(quant.get("name", "none")).rebuild(arch, quant, state, _example_inputs(arch, cfg))
+        bundle = arch.with_module(module, fingerprint("predictor", obj["config"]), quant=quant,
                                   **({"scheme": quant["name"]} if quant.get("name", "none") != "none" else {}))
         bundle.head = cfg.get("head", bundle.head)
-        scorer = _scorer_from_state(cfg["scorer"], obj.get("scorer_buffers") or {})
+        bundle.arch_files = files
+        scorer = _scorer_from_state(cfg["scorer"], buffers)
         selector = _selector_from_state(cfg["selector"])
-        spec = {k: cfg[k] for k in ("model", "quant", "num_classes", "input_shape", "modality") if k in cfg}
+        spec = {k: cfg[k] for k in ("model", "num_classes", "input_shape", "modality") if k in cfg}
         return cls(bundle, scorer, selector, spec=spec, mc=MCOptions.from_options(cfg.get("mc")),
                    batch_size=int(cfg.get("batch_size", 256)))
+
+
+def _load_plain(path: Path) -> Any:
+    """``torch.load(weights_only=True)``; a file holding torchao weights (quant=int8/int4_weight_only) needs torchao's
+    tensor classes, which torchao registers as safe globals when imported: import it then and read again."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        if "torchao" not in str(e):
+            raise
+    from uqcompress.compress.weight_only import quiet_torchao
+
+    with quiet_torchao():
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _example_inputs(arch: ModelBundle, spec: dict) -> Any:
+    if arch.modality == "image":
+        shape = spec.get("input_shape")
+        if not shape:
+            raise ValueError("this predictor file has no input_shape; cannot rebuild an image model")
+        return arch.prepare(torch.zeros(2, *shape))
+    return arch.prepare(["a b c", "d e f"])
 
 
 def _scorer_from_state(state: dict, buffers: dict) -> Scorer:
@@ -240,16 +267,34 @@ def _selector_from_state(state: dict) -> Selector:
     return selector
 
 
-def export_run(result: Any, cfg: dict, data: Any, path: str | Path, which: str = "compressed") -> Path:
-    """Write the SelectivePredictor of one model of a pipeline run (``deploy.export=PATH``)."""
+def check_exportable(cfg: dict) -> None:
+    """Refuse, before any work, a ``deploy.export`` that :meth:`SelectivePredictor.load` could not rebuild."""
+    from uqcompress.compress import SCHEMES
+    from uqcompress.models import MODELS
+
+    deploy = dict(cfg.get("deploy") or {})
+    if not deploy.get("export"):
+        return
+    which = deploy.get("model", "compressed")
     if which not in ("compressed", "baseline"):
         raise ValueError(f"deploy.model='{which}' is not one of: compressed, baseline")
-    ev = result.compressed if which == "compressed" else result.baseline
+    model = MODELS.get(cfg["model"]["name"])
+    if not model.deployable:
+        names = [n for n in MODELS.names() if MODELS.get(n).deployable]
+        raise ValueError(f"deploy.export cannot save model={model.name} (no architecture entry to rebuild it); "
+                         f"deployable models: {', '.join(names)}")
     quant = dict(cfg["quant"]) if which == "compressed" else {"name": "none"}
-    if quant.get("name", "none") not in REBUILDERS:
-        raise ValueError(f"deploy.export cannot save quant='{quant['name']}' models yet; deployable schemes: "
-                         f"{', '.join(REBUILDERS.names())}")
-    spec = {"model": dict(cfg["model"]), "quant": quant, "num_classes": ev.bundle.num_classes,
+    if not SCHEMES.get(quant["name"]).deployable(quant):
+        names = [n for n in SCHEMES.names() if SCHEMES.get(n).structure is not None]
+        raise ValueError(f"deploy.export cannot save quant={quant['name']} models (their weights cannot be rebuilt "
+                         f"from a plain-tensor file); deployable schemes: {', '.join(names)}")
+
+
+def export_run(result: Any, cfg: dict, data: Any, path: str | Path, which: str = "compressed") -> Path:
+    """Write the SelectivePredictor of one model of a pipeline run (``deploy.export=PATH``)."""
+    check_exportable({**cfg, "deploy": {"export": str(path), "model": which}})
+    ev = result.compressed if which == "compressed" else result.baseline
+    spec = {"model": dict(cfg["model"]), "num_classes": ev.bundle.num_classes,
             "input_shape": list(data.image_shape) if data.image_shape else None, "modality": data.modality}
     mc = MCOptions.from_options(dict(cfg.get("uncertainty") or {}))
     pred = SelectivePredictor(ev.bundle, ev.scorer, ev.selector, spec=spec, mc=mc,

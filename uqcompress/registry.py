@@ -1,6 +1,8 @@
 """One registry type for every pluggable stage, keyed by the Hydra config name.
 
-``model=resnet50`` on the command line and ``MODELS.get("resnet50")`` in Python are the same word.
+``model=resnet50`` on the command line and ``MODELS.get("resnet50")`` in Python are the same word. A registry may wrap
+what is registered in an *entry* type that carries everything about the plugin (a compression scheme's devices and
+how to rebuild it; a model's bare architecture), so no second table is kept in sync by hand.
 
 Example:
     >>> from uqcompress.registry import Registry
@@ -39,19 +41,28 @@ class Registry:
             implementation is one new file with a ``@REGISTRY.register(...)`` decorator, no import list to edit.
     """
 
-    def __init__(self, kind: str, package: str | None = None) -> None:
+    def __init__(self, kind: str, package: str | None = None, entry: Callable[..., Any] | None = None) -> None:
         self.kind = kind
         self.package = package
+        self.entry = entry
         self._items: dict[str, Any] = {}
         self._loaded = package is None
 
-    def register(self, name: str, obj: T | None = None) -> Any:
-        """Register ``obj`` under ``name``; usable as ``@register("name")``."""
+    def register(self, name: str, obj: T | None = None, **facts: Any) -> Any:
+        """Register ``obj`` under ``name``; usable as ``@register("name", **facts)``.
+
+        With an ``entry`` type, what is stored is ``entry(name=name, fn=obj, **facts)`` (the decorator still returns
+        ``obj``); without one, ``facts`` are not allowed.
+        """
+        if facts and self.entry is None:
+            raise TypeError(f"the {self.kind} registry has no entry type; it takes no facts ({sorted(facts)})")
 
         def deco(o: T) -> T:
-            if name in self._items and self._items[name] is not o:
+            item = self.entry(name=name, fn=o, **facts) if self.entry is not None else o
+            old = self._items.get(name)
+            if old is not None and getattr(old, "fn", old) is not o:
                 raise ValueError(f"{self.kind} '{name}' is registered twice")
-            self._items[name] = o
+            self._items[name] = item
             return o
 
         return deco(obj) if obj is not None else deco

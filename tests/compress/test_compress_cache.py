@@ -76,8 +76,7 @@ def test_warm_run_loads_calibrated_state_without_calibrating(cfg, cnn_bundle, im
     def no_calibration(*a, **k):
         raise AssertionError("a warm run must not calibrate")
 
-    for mod in ("uqcompress.compress.int8_static", "uqcompress.compress.brevitas_ptq"):
-        monkeypatch.setattr(f"{mod}.run_calibration", no_calibration)
+    monkeypatch.setattr("uqcompress.runner.Runner.calibrate", no_calibration)
     with monkeypatch.context() as m:  # nor re-try FX on a model it already took
         m.setattr("uqcompress.compress.int8_static._fx_works",
                   lambda *a: pytest.fail("a warm int8 run must not trace the model again to pick its mode"))
@@ -88,8 +87,7 @@ def test_warm_run_loads_calibrated_state_without_calibrating(cfg, cnn_bundle, im
     # the loaded state is what makes it right: the same structure left uncalibrated computes something else
     for f in (tmp_cache / "compressed" / cfg["name"]).glob("*.pt"):
         f.unlink()
-    for mod in ("uqcompress.compress.int8_static", "uqcompress.compress.brevitas_ptq"):
-        monkeypatch.setattr(f"{mod}.run_calibration", lambda *a, **k: 0)
+    monkeypatch.setattr("uqcompress.runner.Runner.calibrate", lambda *a, **k: 0)
     uncalibrated = compress(cnn_bundle, cfg, images, CTX)
     assert not torch.equal(uncalibrated.logits(x), cold.logits(x))
 

@@ -12,6 +12,7 @@ import torch
 from uqcompress.data.base import DataBundle, Split
 from uqcompress.models import BuildContext, build_model
 from uqcompress.models import heads
+from uqcompress.runner import Runner
 from uqcompress.models.efficientnet_lite import (LITE_MEAN, LITE_STD, EfficientNetLite0, imagenet_weights_path,
                                                  load_imagenet, relu6)
 
@@ -59,13 +60,13 @@ def _tiny_data(n: int = 10, c: int = 3, size: int = 32, k: int = 3, seed: int = 
 
 def test_head_fit_on_frozen_cached_features_and_features_computed_once(tmp_cache, monkeypatch):
     calls = []
-    real = heads.extract_features
+    real = Runner.features
 
-    def counting(*a, **kw):
-        calls.append(len(a[1]))
-        return real(*a, **kw)
+    def counting(self, bundle, x, **kw):
+        calls.append(len(x))
+        return real(self, bundle, x, **kw)
 
-    monkeypatch.setattr(heads, "extract_features", counting)
+    monkeypatch.setattr(Runner, "features", counting)
     data = _tiny_data()
     cfg = {"name": "efficientnet_lite0", "image_size": 64, "head_fit": {"epochs": 100, "lr": 0.01}}
     b = build_model(cfg, data, BuildContext(progress=False))

@@ -7,7 +7,7 @@ from torch import nn
 
 from uqcompress.cache import set_cache_dir
 from uqcompress.data import load_dataset
-from uqcompress.inference import predict_logits
+from uqcompress.runner import Runner
 from uqcompress.models import BuildContext, build_model
 
 CTX = BuildContext(seed=0, device="cpu", progress=False)
@@ -38,7 +38,7 @@ def test_one_module_from_tokens_to_logits(model, trec):
     assert set(inputs) == {"input_ids", "attention_mask"}
     logits = model.module(**inputs)
     assert logits.shape == (4, 6)
-    acc = float((predict_logits(model, trec["test"].x, progress=False).argmax(1) == trec["test"].y).float().mean())
+    acc = float((Runner(progress=False).logits(model, trec["test"].x).argmax(1) == trec["test"].y).float().mean())
     assert acc > 0.6, acc  # 180 training questions, 6 classes: chance is ~0.23 (majority class)
 
 
@@ -75,7 +75,7 @@ def test_tokenizer_truncates_and_pads(model):
 
 def test_length_sorted_inference_keeps_input_order(model, trec):
     texts = trec["test"].x[:9]
-    batched = predict_logits(model, texts, batch_size=4, progress=False)
+    batched = Runner(batch_size=4, progress=False).logits(model, texts)
     one_by_one = torch.cat([model.logits([t]) for t in texts])
     torch.testing.assert_close(batched, one_by_one, atol=1e-4, rtol=1e-4)
 

@@ -1,5 +1,5 @@
 """MC-dropout passes: stochastic, seeded, only dropout in train mode, working on int8 FX graphs and on models without
-dropout, with tensors and dicts of tensors, in full and head mode; cached by extras.collect."""
+dropout, with tensors and dicts of tensors, in full and head mode (run by the Runner); cached by Runner.outputs."""
 import logging
 
 import pytest
@@ -10,9 +10,16 @@ from uqcompress.compress import compress
 from uqcompress.data import Split
 from uqcompress.models.base import ModelBundle
 from uqcompress.models.small_cnn import SmallCNN
-from uqcompress.uncertainty import extras
-from uqcompress.uncertainty.base import Outputs
-from uqcompress.uncertainty.mc import MCOptions, dropout, mc_probs, penultimate_features, stack_copies
+from uqcompress.runner import Runner
+from uqcompress.uncertainty.mc import MCOptions, dropout, stack_copies
+
+
+def mc_probs(bundle, x, opts, batch_size=256, progress=False):
+    return Runner("cpu", batch_size, progress).mc_probs(bundle, x, opts, split="test")
+
+
+def penultimate_features(bundle, x, batch_size=256, progress=False):
+    return Runner("cpu", batch_size, progress).features(bundle, x, split="test")
 
 
 @pytest.fixture(scope="module")
@@ -168,16 +175,16 @@ def test_features_of_int8_graph_are_dequantized(cnn, cnn_int8):
     assert (f - q).abs().max() < 0.1 * f.abs().max() + 1e-3  # int8 features approximate float ones
 
 
-def test_collect_caches_by_settings(cnn, tmp_cache, monkeypatch):
+def test_outputs_cache_by_settings(cnn, tmp_cache, monkeypatch):
     calls = []
-    real = extras.mc_probs
-    monkeypatch.setattr(extras, "mc_probs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = Runner.mc_probs
+    monkeypatch.setattr(Runner, "mc_probs", lambda *a, **k: calls.append(1) or real(*a, **k))
     split = Split(X[:8])
     for seed in (0, 0, 1):
-        out = Outputs(cnn.logits(split.x))
-        extras.collect(cnn, "test", split, out, {"mc", "features"}, {"samples": 3, "seed": seed, "name": "x"},
-                       progress=False)
+        out = Runner(progress=False).outputs(cnn, "test", split, {"mc", "features"},
+                                             {"samples": 3, "seed": seed, "name": "x"})
         assert out.mc_probs.shape == (3, 8, 10) and out.features.shape == (8, 16)
+        assert torch.equal(out.logits, cnn.logits(split.x))
     assert len(calls) == 2, "same settings -> cache hit; another seed -> a new entry"
     assert (tmp_cache / "mc").is_dir() and (tmp_cache / "features").is_dir()
 

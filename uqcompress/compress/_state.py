@@ -1,9 +1,9 @@
-"""Calibration passes and the on-disk cache of calibrated compressed models.
+"""The on-disk cache of calibrated compressed models (the calibration passes themselves: ``Runner.calibrate``).
 
 A calibrated scheme (static int8, brevitas) splits its work into ``build`` (structure, deterministic, no data),
-``calibrate`` (observers see the calibration split) and ``finish`` (e.g. FX convert). The finished module's
-``state_dict`` is cached under ``compressed/<scheme>/<key>.pt``; a warm run rebuilds the structure, skips calibration
-and loads the state, so it never touches the calibration data.
+``calibrate`` (observers see the calibration split, through ``ctx.runner.calibrate``) and ``finish`` (e.g. FX
+convert). The finished module's ``state_dict`` is cached under ``compressed/<scheme>/<key>.pt``; a warm run rebuilds
+the structure, skips calibration and loads the state, so it never touches the calibration data.
 
 Example:
     >>> import tempfile, torch
@@ -19,34 +19,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-import torch
 from torch import nn
 
 from uqcompress.cache import atomic_torch_save, cache_dir, safe_torch_load
-from uqcompress.models.base import ModelBundle, call_module
-from uqcompress.progress import progress_bar
 
 log = logging.getLogger(__name__)
-
-
-def calibration_inputs(bundle: ModelBundle, calib_x: Any, batch_size: int) -> Iterator[Any]:
-    """Prepared module inputs for ``calib_x`` in batches of ``batch_size``."""
-    for i in range(0, len(calib_x), batch_size):
-        yield bundle.prepare(calib_x[i : i + batch_size])
-
-
-def run_calibration(bundle: ModelBundle, module: nn.Module, calib_x: Any, batch_size: int, progress: bool = False,
-                    desc: str = "calibrate") -> int:
-    """Forward ``calib_x`` through ``module`` (no grad) so its observers record statistics; returns #samples."""
-    if calib_x is None or len(calib_x) == 0:
-        raise ValueError(f"model '{bundle.name}': calibration needs samples but the calibration split is empty")
-    with torch.no_grad(), progress_bar(total=len(calib_x), desc=desc, enabled=progress) as bar:
-        for inputs in calibration_inputs(bundle, calib_x, batch_size):
-            call_module(module, inputs)
-            bar.update(len(inputs) if not isinstance(inputs, dict) else len(next(iter(inputs.values()))))
-    return len(calib_x)
 
 
 def cached_state_path(scheme: str, key: str) -> Path:

@@ -87,10 +87,3 @@ def set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
     """Replace the submodule at qualified ``name`` with ``new``."""
     parent, _, child = name.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, child, new)
-
-
-def module_device(module: nn.Module) -> str:
-    """``cuda`` / ``cpu``: where the module's first parameter (or buffer) lives."""
-    for t in list(module.parameters()) + list(module.buffers()):
-        return t.device.type
-    return "cpu"

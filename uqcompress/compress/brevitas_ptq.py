@@ -26,8 +26,8 @@ from functools import partial
 
 from torch import nn
 
-from uqcompress.compress import SCHEMES, CompressContext, scheme_fingerprint
-from uqcompress.compress._state import calibrated_module, run_calibration
+from uqcompress.compress import SCHEMES, CompressContext, Scheme, scheme_fingerprint
+from uqcompress.compress._state import calibrated_module
 from uqcompress.compress._targets import resolve, select_layers, set_submodule
 from uqcompress.models.base import ModelBundle
 
@@ -84,11 +84,8 @@ def quantize_layers(module: nn.Module, names: list[str], weight_bits: int, act_b
     return model.eval()
 
 
-def _brevitas(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # brevitas warns at import about optional CUDA extensions
-        from brevitas.graph.calibrate import calibration_mode
-
+def _resolved(name: str, bundle: ModelBundle, cfg: dict) -> tuple[dict, int, int | None, list[str]]:
+    """(resolved config, weight bits, act bits, names of the layers to quantize); one-line errors for bad options."""
     cfg = resolve(name, cfg, _defaults(name))
     wb = _bits(cfg["weight_bits"], "weight_bits", allow_none=False)
     ab = _bits(cfg["act_bits"], "act_bits", allow_none=True)
@@ -101,6 +98,23 @@ def _brevitas(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressC
     if not names:
         raise ValueError(f"quant={name}: model '{bundle.name}' has no plain Linear/Conv layer to quantize "
                          "(already quantized?); put brevitas first in a chain")
+    return cfg, wb, ab, names
+
+
+def _structure(scheme: Scheme, arch: ModelBundle, cfg: dict, example) -> nn.Module:
+    """The brevitas layers of ``arch`` (deterministic); a saved predictor loads the calibrated ranges into them."""
+    cfg, wb, ab, names = _resolved(scheme.name, arch, cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_layers(arch.module, names, wb, ab, cfg["weight_granularity"] == "per_channel")
+
+
+def _brevitas(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # brevitas warns at import about optional CUDA extensions
+        from brevitas.graph.calibrate import calibration_mode
+
+    cfg, wb, ab, names = _resolved(name, bundle, cfg)
     calib = calib_x[: int(cfg["calibration_samples"])] if ab else None
     key = scheme_fingerprint(bundle, cfg, calib)
 
@@ -111,14 +125,14 @@ def _brevitas(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressC
         if ab is None:
             return  # weight-only: weight scales come from the weights, nothing to observe
         with calibration_mode(model):
-            run_calibration(bundle, model, calib, ctx.batch_size, ctx.progress, desc=f"{bundle.name}:calibrate {name}")
+            ctx.runner.calibrate(bundle, model, calib, batch_size=ctx.batch_size, what=f"calibrate {name}")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model, hit = calibrated_module(name, key, build, calibrate)
     return bundle.with_module(
         model, key, scheme=name, bits=wb, act_bits=ab, simulated=True, backend="brevitas-fakequant",
-        quantized_layers=len(names), calibration_samples=0 if calib is None else len(calib),
+        quantized_layers=names, calibration_samples=0 if calib is None else len(calib),
         compressed_from_cache=hit,
         note=f"brevitas fake quantization (w{wb}{'' if ab is None else f'a{ab}'}) of {len(names)} layers, "
              "computed in fp32",
@@ -126,4 +140,4 @@ def _brevitas(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressC
 
 
 for _name in PRESETS:
-    SCHEMES.register(_name, partial(_brevitas, _name))
+    SCHEMES.register(_name, partial(_brevitas, _name), structure=_structure)

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from uqcompress.compress import SCHEMES, CompressContext, scheme_fingerprint
-from uqcompress.compress._targets import module_device, resolve
-from uqcompress.models.base import ModelBundle
+from uqcompress.compress._targets import resolve
+from uqcompress.models.base import ModelBundle, module_device
 
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -77,9 +77,9 @@ def _half(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressConte
     cfg = resolve(name, cfg, {})
     dtype = DTYPES[name]
     model = cast_module(bundle.module, dtype)
-    device = module_device(model)
-    return bundle.with_module(  # the device is part of the key: CPU and CUDA half kernels round differently
-        model, scheme_fingerprint(bundle, {**cfg, "device": device}), scheme=name, bits=16, act_bits=16,
+    device = module_device(model).type
+    return bundle.with_module(  # the key holds the device: CPU and CUDA half kernels round differently
+        model, scheme_fingerprint(bundle, cfg), scheme=name, bits=16, act_bits=16,
         simulated=False, backend=f"torch-{device}", note=kernel_note(dtype, device),
     )
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from uqcompress.compress import SCHEMES, CompressContext, scheme_fingerprint
-from uqcompress.compress._targets import resolve, select_layers
-from uqcompress.compress.prune import PRUNABLE
+from torch import nn
+
+from uqcompress.compress import ALL_DEVICES, SCHEMES, CompressContext, Scheme, scheme_fingerprint
+from uqcompress.compress._targets import resolve
 from uqcompress.measure import weight_sparsity
 from uqcompress.models.base import ModelBundle
 
-PRUNE_STEPS = ("prune_global_l1", "prune_2of4")
 CHAIN_NAMES = ("chain", "prune_int8")
 
 
@@ -47,23 +47,22 @@ def _steps(name: str, cfg: dict) -> list[dict[str, Any]]:
         out.append(s)
     quantized = False
     for i, s in enumerate(out):
-        if s["name"] in PRUNE_STEPS and quantized:
+        prunes = SCHEMES.get(s["name"]).prunes
+        if prunes and quantized:
             raise ValueError(f"quant={name}: step {i} ({s['name']}) prunes after a quantization step; "
                              "put pruning steps first")
-        quantized |= s["name"] not in PRUNE_STEPS and s["name"] != "none"
+        quantized |= not prunes and s["name"] != "none"
     return out
 
 
 def _chain(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     cfg = resolve(name, cfg, {"steps": None})
     steps = _steps(name, cfg)
-    current, pruned_names, facts, notes = bundle, [], {}, []
+    current, pruned_names, facts, notes, step_quants = bundle, [], {}, [], []
     for step in steps:
-        if step["name"] in PRUNE_STEPS:
-            names = select_layers(current, current.module, {"target": "all", "include_head": False, **step},
-                                  PRUNABLE, step["name"])
-            pruned_names += [n for n in names if n not in pruned_names]
         current = SCHEMES.get(step["name"])(current, step, calib_x, ctx)
+        step_quants.append(current.quant)
+        pruned_names += [n for n in current.info.get("pruned_layers", []) if n not in pruned_names]
         facts.update({k: v for k, v in current.info.items() if k not in bundle.info or bundle.info[k] != v})
         if current.info.get("note") and current.info["note"] not in notes:
             notes.append(current.info["note"])
@@ -77,8 +76,32 @@ def _chain(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressCont
         facts["note"] = " | ".join(notes)
     # the last step's key already hashes every step's config and calibration data
     return bundle.with_module(current.module, scheme_fingerprint(bundle, {"steps": steps, "last": current.fingerprint}),
-                              **facts)
+                              quant={"name": name, "steps": step_quants}, **facts)
+
+
+def _devices(name: str, cfg: dict) -> tuple[str, ...]:
+    """Devices every step runs on."""
+    steps = _steps(name, resolve(name, cfg, {"steps": None}))
+    return tuple(d for d in ALL_DEVICES if all(d in SCHEMES.get(s["name"]).devices_for(s) for s in steps))
+
+
+def _deployable(name: str, cfg: dict) -> bool:
+    steps = _steps(name, resolve(name, cfg, {"steps": None}))
+    return all(SCHEMES.get(s["name"]).deployable(s) for s in steps)
+
+
+def _structure(scheme: Scheme, arch: ModelBundle, cfg: dict, example) -> nn.Module:
+    """Each step's structure on top of the previous one's (the saved state then fills every number)."""
+    current = arch
+    for step in _steps(scheme.name, resolve(scheme.name, cfg, {"steps": None})):
+        entry = SCHEMES.get(step["name"])
+        if entry.structure is None:
+            raise ValueError(f"quant={scheme.name}: step {step['name']} cannot be rebuilt from a saved file")
+        current = current.with_module(entry.structure(entry, current, step, example), current.fingerprint)
+    return current.module
 
 
 for _name in CHAIN_NAMES:
-    SCHEMES.register(_name, partial(_chain, _name))
+    _fn = partial(_chain, _name)
+    _fn.deployable = partial(_deployable, _name)  # type: ignore[attr-defined]
+    SCHEMES.register(_name, _fn, devices=partial(_devices, _name), structure=_structure)

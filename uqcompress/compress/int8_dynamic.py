@@ -23,21 +23,21 @@ import torch
 from torch import nn
 
 from uqcompress.compress import SCHEMES, CompressContext, scheme_fingerprint
-from uqcompress.compress._targets import module_device, resolve, select_layers
-from uqcompress.models.base import ModelBundle
+from uqcompress.compress._targets import resolve, select_layers
+from uqcompress.models.base import ModelBundle, module_device
 
 DEFAULTS = {"backend": "x86", "per_channel": True, "target": "all", "include_head": True}
 DYNAMIC_TYPES = (nn.Linear, nn.LSTM, nn.GRU)
 
 
-@SCHEMES.register("int8_dynamic")
+@SCHEMES.register("int8_dynamic", devices=("cpu",))
 def int8_dynamic(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
     cfg = resolve("int8_dynamic", cfg, DEFAULTS)
-    if module_device(bundle.module) != "cpu":
-        raise ValueError(f"model '{bundle.name}' is on cuda but quant=int8_dynamic runs on CPU only; "
-                         "use quant=int8_weight_only (torchao) on GPU")
+    if module_device(bundle.module).type != "cpu":
+        raise ValueError(f"model '{bundle.name}' is on {module_device(bundle.module)} but quant=int8_dynamic runs on "
+                         "CPU only; use quant=int8_weight_only (torchao) on GPU")
     if cfg["backend"] not in torch.backends.quantized.supported_engines:
         raise ValueError(f"quant.backend='{cfg['backend']}' is not one of: "
                          f"{', '.join(e for e in torch.backends.quantized.supported_engines if e != 'none')}")
@@ -58,5 +58,5 @@ def int8_dynamic(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
             else f"dynamic int8 on {len(done)} Linear/RNN layers")
     return bundle.with_module(
         quantized, scheme_fingerprint(bundle, cfg), scheme="int8_dynamic", bits=8, act_bits=8, simulated=False,
-        backend=f"torch.ao-dynamic-{cfg['backend']}", note=note, quantized_layers=len(done),
+        backend=f"torch.ao-dynamic-{cfg['backend']}", note=note, quantized_layers=done,
     )

@@ -20,7 +20,7 @@ is quantized by that scheme instead. CPU only (torch.ao quantized kernels).
 Example:
     >>> import torch
     >>> from uqcompress.models.small_cnn import SmallCNN
-    >>> from uqcompress.models.base import ModelBundle
+    >>> from uqcompress.models.base import ModelBundle, module_device
     >>> from uqcompress.compress import compress
     >>> b = ModelBundle(SmallCNN().eval(), "small_cnn", "x", "image", 10)
     >>> q = compress(b, {"name": "int8"}, torch.rand(32, 1, 28, 28))
@@ -33,16 +33,16 @@ import copy
 import fnmatch
 import logging
 import warnings
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from uqcompress.compress import SCHEMES, CompressContext, scheme_fingerprint
-from uqcompress.compress._state import cached_state_path, calibrated_module, run_calibration
-from uqcompress.compress._targets import module_device, resolve
+from uqcompress.compress import SCHEMES, CompressContext, Scheme, scheme_fingerprint
+from uqcompress.compress._state import cached_state_path, calibrated_module
+from uqcompress.compress._targets import resolve
 from uqcompress.compress.int8_per_layer import QUANT_TYPES, convert_per_layer, prepare_per_layer
-from uqcompress.models.base import ModelBundle
+from uqcompress.models.base import ModelBundle, module_device
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,22 @@ def _refuse(bundle: ModelBundle, why: str) -> ValueError:
                         "use quant.mode=per_layer, quant=int8_dynamic or quant=int8_weight_only instead")
 
 
-@SCHEMES.register("int8")
+def int8_structure(scheme: Scheme, arch: ModelBundle, cfg: dict, example: Any) -> nn.Module:
+    """The converted int8 module of ``arch`` without calibration (a saved predictor then loads every number).
+
+    ``cfg['mode']`` is the mode the run resolved (``fx`` / ``per_layer``), so no trial trace is needed."""
+    cfg = resolve("int8", cfg, DEFAULTS)
+    backend = cfg["backend"]
+    torch.backends.quantized.engine = backend
+    args = (example,) if not isinstance(example, dict) else tuple(example.values())
+    mode = cfg["mode"] if cfg["mode"] != "auto" else pick_mode(arch.module, backend, args, "auto")[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "must run observer before calculate_qparams": structure only
+        prepared, finish = prepared_int8(arch.module, backend, args, mode, skipped_layers(arch.module, cfg["skip"]))
+        return finish(prepared)
+
+
+@SCHEMES.register("int8", devices=("cpu",), structure=int8_structure)
 def int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     cfg = resolve("int8", cfg, DEFAULTS)
     fallback = cfg["fallback"]
@@ -151,9 +166,9 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
     if backend not in torch.backends.quantized.supported_engines:
         raise ValueError(f"quant.backend='{backend}' is not supported by this torch build; supported: "
                          f"{', '.join(e for e in torch.backends.quantized.supported_engines if e != 'none')}")
-    if module_device(bundle.module) != "cpu":
-        raise ValueError(f"model '{bundle.name}' is on cuda but quant=int8 (torch.ao static) runs on CPU only; "
-                         "use quant=int8_weight_only on GPU")
+    if module_device(bundle.module).type != "cpu":
+        raise ValueError(f"model '{bundle.name}' is on {module_device(bundle.module)} but quant=int8 (torch.ao static) "
+                         "runs on CPU only; use quant=int8_weight_only on GPU")
     n_calib = int(cfg["calibration_samples"])
     if n_calib < 1:
         raise ValueError(f"quant.calibration_samples={n_calib} must be >= 1")
@@ -183,7 +198,7 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
 
     def calibrate(prepared: nn.Module) -> None:
         try:
-            run_calibration(bundle, prepared, calib, ctx.batch_size, ctx.progress, desc=f"{bundle.name}:calibrate int8")
+            ctx.runner.calibrate(bundle, prepared, calib, batch_size=ctx.batch_size, what="calibrate int8")
         except ValueError:
             raise
         except Exception as e:  # traced but fails on real inputs (data-dependent control flow, dict inputs)
@@ -196,8 +211,8 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
     log.info("int8 static (%s, %s): %s on %d samples", backend, mode, "loaded calibrated state" if hit else "calibrated",
              len(calib))
     return bundle.with_module(
-        quantized, key, scheme="int8", bits=8, act_bits=8, simulated=False,
-        backend=f"torch.ao-{'fx' if mode == 'fx' else 'eager-per-layer'}-{backend}",
+        quantized, key, quant={**cfg, "name": "int8", "mode": mode}, scheme="int8", bits=8, act_bits=8,
+        simulated=False, backend=f"torch.ao-{'fx' if mode == 'fx' else 'eager-per-layer'}-{backend}",
         calibration_samples=len(calib), compressed_from_cache=hit, **({"note": note} if note else {}),
-        **({"fp32_layers": len(skip)} if skip else {}),
+        **({"fp32_layers": skip} if skip else {}),
     )

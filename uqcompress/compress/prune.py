@@ -49,7 +49,7 @@ def _float_layers(bundle: ModelBundle, model: nn.Module, cfg: dict, scheme: str)
     return names
 
 
-@SCHEMES.register("prune_global_l1")
+@SCHEMES.register("prune_global_l1", prunes=True)
 def prune_global_l1(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     cfg = resolve("prune_global_l1", cfg, {"amount": 0.5, "target": "all", "include_head": False})
     amount = cfg["amount"]
@@ -65,7 +65,7 @@ def prune_global_l1(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContex
     sparsity = weight_sparsity(model, names)
     return bundle.with_module(
         model, scheme_fingerprint(bundle, cfg), scheme="prune_global_l1", bits=32, simulated=False,
-        sparsity=sparsity, sparsity_target=cfg["target"], pruned_layers=len(names), backend="torch-dense", note=NOTE,
+        sparsity=sparsity, sparsity_target=cfg["target"], pruned_layers=names, backend="torch-dense", note=NOTE,
     )
 
 
@@ -82,7 +82,7 @@ def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
     return keep.reshape(weight.shape)
 
 
-@SCHEMES.register("prune_2of4")
+@SCHEMES.register("prune_2of4", prunes=True)
 def prune_n_of_m(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     cfg = resolve("prune_2of4", cfg, {"n": 2, "m": 4, "target": "all", "include_head": False})
     n, m = cfg["n"], cfg["m"]
@@ -102,6 +102,6 @@ def prune_n_of_m(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
                    else "")
     return bundle.with_module(
         model, scheme_fingerprint(bundle, cfg), scheme="prune_2of4", bits=32, simulated=False,
-        sparsity=weight_sparsity(model, names), sparsity_target=cfg["target"], pruned_layers=len(fits),
+        sparsity=weight_sparsity(model, names), sparsity_target=cfg["target"], pruned_layers=fits,
         backend="torch-dense", note=note,
     )

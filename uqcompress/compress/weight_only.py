@@ -16,7 +16,7 @@ Layers whose input size is not a multiple of ``quant.group_size`` are left in fl
 
 Example:
     >>> import torch
-    >>> from uqcompress.models.base import ModelBundle
+    >>> from uqcompress.models.base import ModelBundle, module_device
     >>> from uqcompress.compress import compress
     >>> net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
     >>> q = compress(ModelBundle(net, "mlp", "x", "image", 3), {"name": "int4_weight_only"}, None)
@@ -35,9 +35,9 @@ import torch
 from torch import nn
 
 from uqcompress.compress import SCHEMES, CompressContext, scheme_fingerprint
-from uqcompress.compress._targets import module_device, resolve, select_layers
+from uqcompress.compress._targets import resolve, select_layers
 from uqcompress.compress.cast import cast_module
-from uqcompress.models.base import ModelBundle
+from uqcompress.models.base import ModelBundle, module_device
 
 DEFAULTS = {
     "int8_weight_only": {"group_size": None, "target": "all", "include_head": True},
@@ -77,7 +77,7 @@ def _weight_only(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: Compre
         raise ValueError("quant.group_size=null is not allowed for int4_weight_only; use e.g. 32, 64 or 128")
     if cfg.get("mapping", "asymmetric") not in MAPPINGS:
         raise ValueError(f"quant.mapping='{cfg['mapping']}' is not one of: {', '.join(MAPPINGS)}")
-    device = module_device(bundle.module)
+    device = module_device(bundle.module).type
     model = copy.deepcopy(bundle.module).eval()
     names = select_layers(bundle, model, cfg, (nn.Linear,), name)
     names, skipped = _groupable(model, names, gs)
@@ -115,9 +115,8 @@ def _weight_only(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: Compre
     convs = sum(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
     if convs:
         info["note"] += f"; {len(names)} Linear layers quantized, {convs} conv layers stay float"
-    # the device is part of the key: CPU int4 is a simulation, CUDA int4 a real kernel (different logits)
-    return bundle.with_module(model, scheme_fingerprint(bundle, {**cfg, "device": device}), scheme=name,
-                              quantized_layers=len(names), **info)
+    # the key holds the device: CPU int4 is a simulation, CUDA int4 a real kernel (different logits)
+    return bundle.with_module(model, scheme_fingerprint(bundle, cfg), scheme=name, quantized_layers=names, **info)
 
 
 def _torchao_version() -> str:
@@ -126,5 +125,7 @@ def _torchao_version() -> str:
     return torchao.__version__
 
 
+# deployable: torchao registers its weight tensor subclasses as safe globals, so torch.load(weights_only=True) reads
+# them (once torchao is imported: SelectivePredictor.load imports it when a file needs it)
 SCHEMES.register("int8_weight_only", partial(_weight_only, "int8_weight_only"))
 SCHEMES.register("int4_weight_only", partial(_weight_only, "int4_weight_only"))

@@ -34,7 +34,14 @@ class ModelBundle:
         prepare: raw batch (tensor slice or list of str) -> module inputs (e.g. a tokenizer); not part of the module,
             so compression never touches it.
         head: qualified name of the classifier head submodule; its input is the penultimate feature vector.
-        info: facts worth reporting (e.g. "baseline is a dequantized 4-bit model").
+        info: facts worth reporting (e.g. "baseline is a dequantized 4-bit model"); every scalar or list fact a
+            compression scheme adds reaches ``results.json`` under ``compressed.*``.
+        arch: JSON-able facts the model entry's ``architecture`` needs beyond the run's model config to rebuild the
+            structure without weights (e.g. a checkpoint's resolved library and channel count).
+        arch_files: small non-weight files the architecture needs (a tokenizer, a Hugging Face ``config.json``);
+            a saved predictor stores them.
+        quant: the resolved scheme config that rebuilds this module from the architecture (``{"name": "none"}`` for
+            an uncompressed model).
     """
 
     module: nn.Module
@@ -45,6 +52,9 @@ class ModelBundle:
     prepare: Callable[[Any], Any] = _identity
     head: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    arch: dict[str, Any] = field(default_factory=dict)
+    arch_files: dict[str, bytes] = field(default_factory=dict)
+    quant: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
 
     @property
     def label(self) -> str:
@@ -57,9 +67,12 @@ class ModelBundle:
         with torch.inference_mode():
             return call_module(self.module, self.prepare(batch))
 
-    def with_module(self, module: nn.Module, fingerprint: str, **info: Any) -> "ModelBundle":
-        """A copy around another module (e.g. the compressed one), same ``prepare``; ``info`` is merged."""
-        return replace(self, module=module, fingerprint=fingerprint, info={**self.info, **info})
+    def with_module(self, module: nn.Module, fingerprint: str, *, quant: dict[str, Any] | None = None,
+                    **info: Any) -> "ModelBundle":
+        """A copy around another module (e.g. the compressed one), same ``prepare``; ``info`` is merged and ``quant``
+        (the config that rebuilds ``module``) replaces the old one when given."""
+        return replace(self, module=module, fingerprint=fingerprint, info={**self.info, **info},
+                       quant=dict(quant) if quant is not None else dict(self.quant))
 
     def clone_module(self) -> nn.Module:
         return copy.deepcopy(self.module)
@@ -71,6 +84,19 @@ def call_module(module: nn.Module, inputs: Any) -> torch.Tensor:
     if hasattr(out, "logits"):
         out = out.logits
     return out
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """Where the module's first parameter (or buffer) lives; the CPU for a module without tensors.
+
+    >>> module_device(nn.Linear(2, 2))
+    device(type='cpu')
+    """
+    for t in module.parameters():
+        return t.device
+    for t in module.buffers():
+        return t.device
+    return torch.device("cpu")
 
 
 def get_submodule(module: nn.Module, name: str | None) -> nn.Module | None:

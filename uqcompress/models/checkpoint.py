@@ -42,6 +42,7 @@ from uqcompress.cache import fingerprint, hash_file, safe_torch_load
 from uqcompress.data.base import DataBundle
 from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, find_head, require_modality
+from uqcompress.models.text import TextPrepare, hf_files, hf_classifier_from_files
 
 log = logging.getLogger(__name__)
 VERSION = 1  # bump when loading or wrapping changes what the module computes
@@ -277,38 +278,46 @@ def build_state_dict_model(cfg: dict, data: DataBundle, path: Path) -> ModelBund
     model_ch = _module_in_channels(module) or in_ch
     data_ch = data.image_shape[0]
     mean, std = _norm(cfg, model_ch)
-    if mean is not None or model_ch != data_ch:
-        if model_ch != data_ch:
-            log.info("checkpoint takes %d-channel images; data has %d: channels are %s", model_ch, data_ch,
-                     "repeated" if data_ch == 1 else "averaged")
-        if model_ch != data_ch and data_ch != 1 and model_ch != 1:
+    if model_ch != data_ch:
+        if data_ch != 1 and model_ch != 1:
             raise ValueError(f"checkpoint {path} takes {model_ch}-channel images but data set '{data.name}' has "
                              f"{data_ch} channels")
-        head = find_head(module)
-        module = Preprocess(module, mean, std, data_ch, model_ch).eval()
-        head = f"model.{head}" if head else None
-    else:
-        head = find_head(module)
+        log.info("checkpoint takes %d-channel images; data has %d: channels are %s", model_ch, data_ch,
+                 "repeated" if data_ch == 1 else "averaged")
+    module, head = _wrap(module, mean, std, data_ch, model_ch)
     key = fingerprint("checkpoint", VERSION, label, _hash_path(path), k, in_ch, data_ch, mean, std,
                       cfg.get("arch_kwargs") or {})
-    return ModelBundle(module, "checkpoint", key, "image", k, head=head,
+    arch = {"resolved_arch": label, "in_channels": in_ch, "model_channels": model_ch, "mean": mean, "std": std}
+    if label == "small_cnn":  # read off the checkpoint: a rebuild has no file to read them from
+        inner = module.model if isinstance(module, Preprocess) else module
+        arch.update(width=int(inner.features[0].out_channels), hidden=int(inner.classifier[1].out_features))
+    return ModelBundle(module, "checkpoint", key, "image", k, head=head, arch=arch,
                        info={"arch": label, "checkpoint": str(path),
                              "params": sum(p.numel() for p in module.parameters())})
 
 
+def _wrap(module: nn.Module, mean: list[float] | None, std: list[float] | None, data_ch: int,
+          model_ch: int) -> tuple[nn.Module, str | None]:
+    """(``module`` behind :class:`Preprocess` when inputs need normalising or another channel count, head name)."""
+    head = find_head(module)
+    if mean is None and model_ch == data_ch:
+        return module, head
+    return Preprocess(module, mean, std, data_ch, model_ch).eval(), (f"model.{head}" if head else None)
+
+
+def state_dict_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...]) -> ModelBundle:
+    """The untrained structure of a state_dict checkpoint, from the facts its build recorded (no file needed)."""
+    label = cfg.get("resolved_arch")
+    if not label or not input_shape:
+        raise ValueError("this predictor file lacks the checkpoint's resolved architecture or input shape")
+    (_, factory), *_ = _candidates(label, int(num_classes), int(cfg["in_channels"]), {}, cfg)
+    module, head = _wrap(factory().eval(), cfg.get("mean"), cfg.get("std"), int(input_shape[0]),
+                         int(cfg["model_channels"]))
+    return ModelBundle(module, "checkpoint", fingerprint("checkpoint-arch", VERSION, cfg), "image", int(num_classes),
+                       head=head)
+
+
 # ---------------------------------------------------------------- Hugging Face folder
-class Tokenize:
-    """``prepare`` of a text checkpoint: list[str] -> dict of tensors (padding + truncation to ``max_length``)."""
-
-    def __init__(self, tokenizer: Any, max_length: int) -> None:
-        self.tokenizer, self.max_length = tokenizer, int(max_length)
-
-    def __call__(self, texts: Any) -> dict[str, torch.Tensor]:
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="pt")
-        return dict(enc)
-
-
 def _check_label_names(id2label: dict, data: DataBundle, path: Path) -> None:
     """Refuse string labels whose sorted ids disagree with the model's ``id2label`` names (with the fix)."""
     mapping = data.info.get("label_mapping")
@@ -355,13 +364,28 @@ def build_hf_folder(cfg: dict, data: DataBundle, path: Path) -> ModelBundle:
     module.eval()
     max_length = int(cfg.get("max_length") or 128)
     key = fingerprint("checkpoint_hf", VERSION, _hash_path(path), max_length)
-    return ModelBundle(module, "checkpoint", key, "text", k, prepare=Tokenize(tokenizer, max_length),
-                       head=find_head(module),
+    return ModelBundle(module, "checkpoint", key, "text", k,
+                       prepare=TextPrepare(tokenizer, max_length, keys=tokenizer.model_input_names),
+                       head=find_head(module), arch={"hf_folder": True, "max_length": max_length,
+                                                     "trust_remote_code": trust},
+                       arch_files=hf_files(module.config, tokenizer),
                        info={"arch": type(module).__name__, "checkpoint": str(path),
                              "params": sum(p.numel() for p in module.parameters())})
 
 
-@MODELS.register("checkpoint")
+def checkpoint_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...] | None,
+                            files: dict[str, bytes] | None = None) -> ModelBundle:
+    """What a saved predictor of ``model=checkpoint`` rebuilds: a state_dict's architecture, or a Hugging Face
+    classifier from the config and tokenizer files the predictor file stores (the original folder is not needed)."""
+    if not cfg.get("hf_folder"):
+        return state_dict_architecture(cfg, num_classes, input_shape)
+    module, prepare = hf_classifier_from_files("checkpoint", files or {}, num_classes, int(cfg["max_length"]),
+                                               bool(cfg.get("trust_remote_code", False)))
+    return ModelBundle(module, "checkpoint", fingerprint("checkpoint-hf-arch", VERSION, cfg), "text", int(num_classes),
+                       prepare=prepare, head=find_head(module))
+
+
+@MODELS.register("checkpoint", architecture=checkpoint_architecture)
 def build_checkpoint(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     raw = cfg.get("path")
     if raw in (None, "", "???"):

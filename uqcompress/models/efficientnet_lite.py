@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from uqcompress.data.base import DataBundle
-from uqcompress.models import ARCHITECTURES, MODELS, BuildContext
+from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, require_modality
 from uqcompress.models.heads import Pretrained, adapt, image_architecture
 
@@ -161,13 +161,13 @@ def lite0_pretrained(weights: bool = True) -> Pretrained:
                       LITE_MEAN, LITE_STD, 224, VERSION)
 
 
-@MODELS.register("efficientnet_lite0")
-def build_efficientnet_lite0(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
-    require_modality("efficientnet_lite0", "image", data)
-    return adapt("efficientnet_lite0", lite0_pretrained(), cfg, data, ctx.seed, ctx.progress)
-
-
-@ARCHITECTURES.register("efficientnet_lite0")
-def efficientnet_lite0_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...]) -> ModelBundle:
+def efficientnet_lite0_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...],
+                                    files: dict | None = None) -> ModelBundle:
     """Untrained structure for a saved predictor (the file holds every weight)."""
     return image_architecture("efficientnet_lite0", lite0_pretrained(weights=False), cfg, num_classes, input_shape)
+
+
+@MODELS.register("efficientnet_lite0", modality="image", architecture=efficientnet_lite0_architecture)
+def build_efficientnet_lite0(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
+    require_modality("efficientnet_lite0", "image", data)
+    return adapt("efficientnet_lite0", lite0_pretrained(), cfg, data, ctx)

@@ -27,9 +27,9 @@ from torch.nn import functional as F
 
 from uqcompress.cache import cached, fingerprint
 from uqcompress.data.base import DataBundle
-from uqcompress.models.base import ModelBundle, cached_weights
+from uqcompress.models import BuildContext
+from uqcompress.models.base import ModelBundle, cached_weights, module_device
 from uqcompress.models.train import fit_classifier
-from uqcompress.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -123,19 +123,6 @@ class Pretrained:
     version: int = 1
 
 
-@torch.inference_mode()
-def extract_features(model: ImageClassifier, x: torch.Tensor, batch_size: int = 64, progress: bool = True,
-                     desc: str = "features") -> torch.Tensor:
-    """Pooled backbone features (N, F) float32 of ``model`` in eval mode."""
-    model.eval()
-    out = []
-    with progress_bar(total=len(x), desc=desc, enabled=progress) as bar:
-        for i in range(0, len(x), batch_size):
-            out.append(model.features(x[i : i + batch_size]).float())
-            bar.update(len(out[-1]))
-    return torch.cat(out)
-
-
 def _head_options(cfg: dict) -> dict[str, Any]:
     given = dict(cfg.get("head_fit") or {})
     unknown = set(given) - set(HEAD_DEFAULTS)
@@ -165,14 +152,16 @@ def image_architecture(name: str, pre: Pretrained, cfg: dict, num_classes: int,
                        int(num_classes), head="head.1")
 
 
-def adapt(name: str, pre: Pretrained, cfg: dict, data: DataBundle, seed: int, progress: bool = True) -> ModelBundle:
+def adapt(name: str, pre: Pretrained, cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     """Wrap ``pre`` for ``data`` and give it a head with the data's class count; returns the model bundle.
 
     ``cfg['head']``: ``auto`` (default) keeps the pretrained classifier when it already has ``data.num_classes``
     outputs (e.g. a checkpoint fine-tuned on this data set) and fits a new one otherwise; ``fit`` always fits;
     ``keep`` requires the classifier to fit the data and fails clearly otherwise. A new head (dropout + linear) is
-    trained with AdamW on frozen, cached features of the fit split (options in ``cfg['head_fit']``).
+    trained with AdamW on frozen, cached features of the fit split (options in ``cfg['head_fit']``), extracted by
+    ``ctx.runner`` (in ``model.inference_batch_size`` batches on the CPU).
     """
+    seed, progress = ctx.seed, ctx.progress
     mode = cfg.get("head", "auto")
     if mode not in HEAD_MODES:
         raise ValueError(f"model.head={mode!r} is not one of: {', '.join(HEAD_MODES)}")
@@ -198,9 +187,9 @@ def adapt(name: str, pre: Pretrained, cfg: dict, data: DataBundle, seed: int, pr
 
         def _features() -> torch.Tensor:
             log.info("%s: extracting features of %d fit images at %s px", name, len(fit), image_size)
-            cpu_batch = None if torch.cuda.is_available() else cfg.get("inference_batch_size")  # see pipeline
-            return extract_features(model, fit.x, batch_size=int(cpu_batch or 64), progress=progress,
-                                    desc=f"{name}:fit features")
+            bundle = ModelBundle(model, name, "building", "image", k, head="head.1")
+            cpu_batch = cfg.get("inference_batch_size") if module_device(model).type == "cpu" else None  # see pipeline
+            return ctx.runner.features(bundle, fit.x, split="fit", batch_size=int(cpu_batch or 64))
 
         feats = cached("features", feat_key, _features, log=log.info)
         head_key = fingerprint("head", feat_key, opts, k, seed)

@@ -30,8 +30,8 @@ from uqcompress.cache import cached, fingerprint
 from uqcompress.data.base import DataBundle
 from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, cached_weights, require_modality
-from uqcompress.models.text import (TextPrepare, fit_head, freeze_all_but, head_inputs, import_transformers,
-                                    trainable_part)
+from uqcompress.models.text import (TextPrepare, fit_head, freeze_all_but, hf_classifier_from_files, hf_files,
+                                    import_transformers, trainable_part)
 from uqcompress.models.train import fit_classifier
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,16 @@ def _owner(param_name: str) -> str:
     return param_name.rsplit(".", 1)[0]
 
 
-@MODELS.register("hf_classifier")
+def hf_classifier_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...] | None = None,
+                               files: dict[str, bytes] | None = None) -> ModelBundle:
+    """The untrained classifier + tokenizer from the config and tokenizer files a saved predictor stores (no hub)."""
+    module, prepare = hf_classifier_from_files("hf_classifier", files or {}, num_classes, int(cfg["max_length"]),
+                                               bool(cfg.get("trust_remote_code", False)))
+    return ModelBundle(module, "hf_classifier", fingerprint("hf_classifier-arch", VERSION, cfg), "text",
+                       int(num_classes), prepare=prepare, head=final_linear(module, int(num_classes)))
+
+
+@MODELS.register("hf_classifier", modality="text", architecture=hf_classifier_architecture)
 def build_hf_classifier(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     require_modality("hf_classifier", "text", data)
     checkpoint = cfg.get("checkpoint")
@@ -132,8 +141,9 @@ def build_hf_classifier(cfg: dict, data: DataBundle, ctx: BuildContext) -> Model
                      data.name)
             if trainable == [head]:  # the usual case: fixed head inputs, computed once, then a fast linear fit
                 feats = cached("embeddings", fingerprint("hf-head-inputs", key),
-                               lambda: head_inputs(module, head, prepare, fit.x, progress=ctx.progress,
-                                                   desc=f"embed {data.name}:fit"), log=log.debug)
+                               lambda: ctx.runner.features(ModelBundle(module, "hf_classifier", "building", "text", k,
+                                                                       prepare=prepare, head=head), fit.x, split="fit"),
+                               log=log.debug)
                 fit_head(module.get_submodule(head), feats, fit.y, epochs=train["epochs"], lr=train["lr"],
                          weight_decay=train["weight_decay"], batch_size=train["batch_size"], seed=ctx.seed,
                          progress=ctx.progress, desc="train hf head")
@@ -152,7 +162,9 @@ def build_hf_classifier(cfg: dict, data: DataBundle, ctx: BuildContext) -> Model
 
         cached_weights(trainable_part(module, trainable), "models/hf_classifier", key, _train, log=log.info)
     module.eval()
-    return ModelBundle(module, "hf_classifier", key, "text", k, prepare=prepare, head=head, info={
+    return ModelBundle(module, "hf_classifier", key, "text", k, prepare=prepare, head=head,
+                       arch={"max_length": max_length, "trust_remote_code": trust},
+                       arch_files=hf_files(module.config, tokenizer), info={
         "params": sum(p.numel() for p in module.parameters()), "checkpoint": checkpoint,
         "checkpoint_labels": ckpt_labels, "trained_head": bool(train_head), "max_length": max_length})
 

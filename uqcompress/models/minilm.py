@@ -36,9 +36,9 @@ from torch import nn
 
 from uqcompress.cache import cached, fingerprint
 from uqcompress.data.base import DataBundle
-from uqcompress.models import ARCHITECTURES, MODELS, BuildContext
+from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, cached_weights, require_modality
-from uqcompress.models.text import (TextPrepare, files_fingerprint, fit_head, freeze_all_but, head_inputs, import_transformers,
+from uqcompress.models.text import (TextPrepare, files_fingerprint, fit_head, freeze_all_but, import_transformers,
                                     mean_pool, trainable_part)
 from uqcompress.models.train import fit_classifier
 
@@ -125,8 +125,8 @@ def _options(cfg: dict) -> tuple[dict, dict]:
     return arch, train
 
 
-@ARCHITECTURES.register("minilm")
-def minilm_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...] | None = None) -> ModelBundle:
+def minilm_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...] | None = None,
+                        files: dict | None = None) -> ModelBundle:
     """Encoder structure + tokenizer from the package folder, untrained head: what a saved SelectivePredictor
     rebuilds before loading its own weights (the file holds the whole encoder, fine-tuned or not)."""
     arch, _ = _options(cfg)
@@ -139,7 +139,7 @@ def minilm_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...
                        int(num_classes), prepare=TextPrepare(tokenizer, arch["max_length"]), head="head")
 
 
-@MODELS.register("minilm")
+@MODELS.register("minilm", modality="text", architecture=minilm_architecture)
 def build_minilm(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     require_modality("minilm", "text", data)
     arch, train = _options(cfg)
@@ -162,8 +162,9 @@ def build_minilm(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     def _train_head(part: nn.Module) -> nn.Module:
         emb = cached("embeddings", fingerprint("minilm-embed", weights, arch["max_length"], arch["normalize"],
                                                fit.fingerprint()),
-                     lambda: head_inputs(module, "head", prepare, fit.x, progress=ctx.progress,
-                                         desc=f"embed {data.name}:fit"), log=log.debug)
+                     lambda: ctx.runner.features(ModelBundle(module, "minilm", "building", "text", data.num_classes,
+                                                             prepare=prepare, head="head"), fit.x, split="fit"),
+                     log=log.debug)
         log.info("training minilm head on %d frozen %s embeddings (%d epochs)", len(fit), data.name,
                  train["head_epochs"])
         fit_head(nn.Sequential(module.dropout, module.head), emb, fit.y, epochs=train["head_epochs"],

@@ -18,7 +18,7 @@ from torch import nn
 
 from uqcompress.cache import fingerprint
 from uqcompress.data.base import DataBundle
-from uqcompress.models import ARCHITECTURES, MODELS, BuildContext
+from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, cached_weights, require_modality
 from uqcompress.models.train import fit_classifier
 
@@ -74,14 +74,14 @@ def _arch(cfg: dict) -> dict:
     return {k: cfg.get(k, d) for k, d in (("width", 32), ("hidden", 128), ("dropout", 0.3))}
 
 
-@ARCHITECTURES.register("small_cnn")
-def small_cnn_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...]) -> ModelBundle:
+def small_cnn_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...], files: dict | None = None
+                           ) -> ModelBundle:
     """The untrained architecture for (C, H, W) inputs: what a saved predictor rebuilds before loading its weights."""
     module = SmallCNN(in_channels=int(input_shape[0]), num_classes=int(num_classes), **_arch(cfg)).eval()
     return ModelBundle(module, "small_cnn", "architecture", "image", int(num_classes), head="classifier.4")
 
 
-@MODELS.register("small_cnn")
+@MODELS.register("small_cnn", modality="image", architecture=small_cnn_architecture)
 def build_small_cnn(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     require_modality("small_cnn", "image", data)
     c = data.image_shape[0]

@@ -1,5 +1,5 @@
-"""Shared pieces of the text models: importing transformers, tokenizing batches, mean pooling, frozen embeddings,
-and caching only the trained part of a large model.
+"""Shared pieces of the text models: importing transformers, tokenizing batches, mean pooling, and caching only the
+trained part of a large model (frozen fit-split embeddings come from ``Runner.features``).
 
 Example:
     >>> import torch
@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -82,52 +82,6 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
-def embed_texts(fn: Callable[..., torch.Tensor], prepare: TextPrepare, texts: Sequence[str], batch_size: int = 128,
-                progress: bool = True, desc: str = "embed") -> torch.Tensor:
-    """``fn(**prepare(batch))`` for every text, without grad, in batches of similar length (less padding).
-
-    Returns a float32 (N, D) tensor in the order of ``texts``.
-    """
-    order = np.argsort(prepare.lengths(texts), kind="stable")
-    out: torch.Tensor | None = None
-    with torch.inference_mode(), progress_bar(total=len(texts), desc=desc, enabled=progress) as bar:
-        for i in range(0, len(texts), batch_size):
-            idx = order[i : i + batch_size]
-            e = fn(**prepare([texts[j] for j in idx])).float()
-            if out is None:
-                out = torch.empty(len(texts), e.shape[1])
-            out[torch.as_tensor(idx)] = e
-            bar.update(len(idx))
-    if out is None:
-        raise ValueError("no texts to embed")
-    return out
-
-
-def head_inputs(module: nn.Module, head: str, prepare: TextPrepare, texts: Sequence[str], batch_size: int = 128,
-                progress: bool = True, desc: str = "embed") -> torch.Tensor:
-    """What the submodule ``head`` receives for each text (the penultimate features), module in eval mode.
-
-    With a frozen body these are fixed, so a head is trained on them once instead of re-running the encoder.
-    """
-    from uqcompress.models.base import call_module
-
-    captured: list[torch.Tensor] = []
-    hook = module.get_submodule(head).register_forward_pre_hook(lambda mod, args: captured.append(args[0]))
-
-    def run(**inputs: torch.Tensor) -> torch.Tensor:
-        captured.clear()
-        call_module(module, inputs)
-        return captured[-1].reshape(captured[-1].shape[0], -1)
-
-    was_training = module.training
-    module.eval()
-    try:
-        return embed_texts(run, prepare, texts, batch_size, progress, desc)
-    finally:
-        hook.remove()
-        module.train(was_training)
-
-
 def files_fingerprint(folder: str | Path, patterns: Sequence[str] = ("*.safetensors", "*.bin", "*.json", "*.txt")
                       ) -> str:
     """sha256 over the weight / config / vocabulary files of a model folder (names and bytes)."""
@@ -173,3 +127,40 @@ def fit_head(head: nn.Module, features: torch.Tensor, labels: torch.Tensor, **op
     from more, and loses a lot on a shared machine whose cores are oversubscribed (OpenMP barriers spin)."""
     with torch_threads(1):
         return fit_classifier(head, features, labels, **opts)
+
+
+#: files of a Hugging Face model folder that hold weights (a saved predictor stores its own state_dict instead)
+WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".ckpt", ".gguf", ".onnx", ".ot")
+
+
+def hf_files(config: Any, tokenizer: Any) -> dict[str, bytes]:
+    """The small files that rebuild a Hugging Face model's structure and tokenizer without its weights:
+    ``config.json`` and the tokenizer's files, as ``{name: bytes}`` (what a SelectivePredictor file stores)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config.to_json_file(str(Path(tmp) / "config.json"))
+        tokenizer.save_pretrained(tmp)
+        return {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir())
+                if p.is_file() and not p.name.endswith(WEIGHT_FILES)}
+
+
+def hf_classifier_from_files(name: str, files: dict[str, bytes], num_classes: int, max_length: int,
+                             trust_remote_code: bool = False) -> tuple[nn.Module, "TextPrepare"]:
+    """An untrained ``AutoModelForSequenceClassification`` and its ``prepare`` from :func:`hf_files` output."""
+    import tempfile
+
+    if "config.json" not in files:
+        raise ValueError(f"model={name}: this predictor file holds no Hugging Face config.json; cannot rebuild it")
+    tf = import_transformers()
+    with tempfile.TemporaryDirectory() as tmp:
+        for fname, data in files.items():
+            if Path(fname).name != fname:
+                raise ValueError(f"model={name}: refusing a stored file name with a path: {fname!r}")
+            (Path(tmp) / fname).write_bytes(data)
+        config = tf.AutoConfig.from_pretrained(tmp, trust_remote_code=trust_remote_code, local_files_only=True)
+        tokenizer = tf.AutoTokenizer.from_pretrained(tmp, trust_remote_code=trust_remote_code, local_files_only=True)
+    if int(config.num_labels) != int(num_classes):
+        raise ValueError(f"model={name}: the stored config has {config.num_labels} labels, the file {num_classes}")
+    module = tf.AutoModelForSequenceClassification.from_config(config, trust_remote_code=trust_remote_code)
+    return module.eval(), TextPrepare(tokenizer, max_length, keys=tokenizer.model_input_names)

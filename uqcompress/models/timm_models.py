@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from uqcompress.data.base import DataBundle
-from uqcompress.models import ARCHITECTURES, MODELS, BuildContext
+from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, require_modality
 from uqcompress.models.heads import Pretrained, adapt, image_architecture
 from uqcompress.models.pretrained import (OFFLINE_HINT, classifier_outputs, hub_checkpoint_path, load_strict,
@@ -111,17 +111,17 @@ def timm_pretrained(arch: str, cfg: dict, seed: int = 0, progress: bool = True) 
                       tuple(pcfg.get("std", (0.229, 0.224, 0.225))), size)
 
 
-@MODELS.register("timm")
-def build_timm(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
-    require_modality("timm", "image", data)
-    arch = cfg.get("arch")
-    pre = timm_pretrained(arch, cfg, ctx.seed, ctx.progress)
-    return adapt(f"timm-{arch}", pre, cfg, data, ctx.seed, ctx.progress)
-
-
-@ARCHITECTURES.register("timm")
-def timm_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...]) -> ModelBundle:
+def timm_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...], files: dict | None = None
+                      ) -> ModelBundle:
     """Untrained ``model.arch`` structure for a saved predictor (the file holds every weight)."""
     arch = cfg.get("arch")
     pre = timm_pretrained(arch, {**cfg, "pretrained": False, "weights": None})
     return image_architecture(f"timm-{arch}", pre, cfg, num_classes, input_shape)
+
+
+@MODELS.register("timm", modality="image", architecture=timm_architecture)
+def build_timm(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
+    require_modality("timm", "image", data)
+    arch = cfg.get("arch")
+    pre = timm_pretrained(arch, cfg, ctx.seed, ctx.progress)
+    return adapt(f"timm-{arch}", pre, cfg, data, ctx)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from uqcompress.data.base import DataBundle
-from uqcompress.models import ARCHITECTURES, MODELS, BuildContext
+from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, require_modality
 from uqcompress.models.heads import IMAGENET_MEAN, IMAGENET_STD, Pretrained, adapt, image_architecture
 from uqcompress.models.pretrained import classifier_outputs, hub_state_dict, is_path, load_strict, load_weights_file
@@ -66,7 +66,7 @@ def _builder(arch: str):
     def build(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
         require_modality(arch, "image", data)
         pre = resnet_pretrained(arch, cfg, ctx.seed, ctx.progress)
-        return adapt(arch, pre, cfg, data, ctx.seed, ctx.progress)
+        return adapt(arch, pre, cfg, data, ctx)
 
     build.__name__ = f"build_{arch}"
     build.__doc__ = f"Builder of ``model={arch}`` (see module doc)."
@@ -74,7 +74,8 @@ def _builder(arch: str):
 
 
 def _architecture(arch: str):
-    def architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...]) -> ModelBundle:
+    def architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...], files: dict | None = None
+                     ) -> ModelBundle:
         pre = resnet_pretrained(arch, {**cfg, "pretrained": False, "weights": None})
         return image_architecture(arch, pre, cfg, num_classes, input_shape)
 
@@ -83,5 +84,4 @@ def _architecture(arch: str):
 
 
 for _arch in ARCHS:
-    MODELS.register(_arch, _builder(_arch))
-    ARCHITECTURES.register(_arch, _architecture(_arch))
+    MODELS.register(_arch, _builder(_arch), modality="image", architecture=_architecture(_arch))

@@ -1,4 +1,7 @@
-"""MC-dropout passes and penultimate features from any classifier bundle: float, FX-int8 and brevitas graphs alike.
+"""MC-dropout mechanics: which modules drop, and how dropout comes back where a model lost it.
+
+The passes themselves (batching, devices, seeding, both modes) are run by :meth:`uqcompress.runner.Runner.mc_probs`;
+this module holds what makes a forward pass stochastic, for float, FX-int8 and brevitas graphs alike.
 
 Only dropout modules are switched to train mode (BatchNorm, quantizer observers and fake-quant ranges stay frozen).
 Where a model has no working dropout, dropout is put back at the right place and a log line says so:
@@ -8,16 +11,18 @@ Where a model has no working dropout, dropout is put back at the right place and
 * a model with no dropout module at all (or a graph that lost it) gets dropout of rate ``p`` before its head.
 
 Two modes: ``full`` runs T stochastic forward passes, the T copies stacked along the batch dimension (tensors and
-dicts of tensors alike) in chunks bounded by ``batch_size``; ``head`` runs the backbone once, keeps the head's input
-and samples dropout on the head only (about one pass for any T). Passes are seeded: same seed, same probabilities.
+dicts of tensors alike, :func:`stack_copies`); ``head`` runs the backbone once, keeps the head's input
+(:func:`capture_head`) and samples dropout on the head only (about one pass for any T). Passes are seeded
+(:func:`seeded`): same seed, same probabilities.
 
 Example:
     >>> import torch
     >>> from uqcompress.models.small_cnn import SmallCNN
     >>> from uqcompress.models.base import ModelBundle
-    >>> from uqcompress.uncertainty.mc import MCOptions, mc_probs
+    >>> from uqcompress.runner import Runner
+    >>> from uqcompress.uncertainty.mc import MCOptions
     >>> b = ModelBundle(SmallCNN().eval(), "small_cnn", "x", "image", 10, head="classifier.4")
-    >>> p = mc_probs(b, torch.rand(8, 1, 28, 28), MCOptions(samples=5, mode="head"), progress=False)
+    >>> p = Runner(progress=False).mc_probs(b, torch.rand(8, 1, 28, 28), MCOptions(samples=5, mode="head"))
     >>> p.shape, bool(p.std(0).max() > 0)
     (torch.Size([5, 8, 10]), True)
 """
@@ -31,8 +36,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from uqcompress.models.base import ModelBundle, call_module, get_submodule
-from uqcompress.progress import progress_bar
+from uqcompress.models.base import ModelBundle, get_submodule
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ MODES = ("full", "head")
 _logged: set[tuple[str, str]] = set()
 
 
-def _log_once(bundle: ModelBundle, msg: str, *args: Any) -> None:
+def log_once(bundle: ModelBundle, msg: str, *args: Any) -> None:
     key = (bundle.fingerprint, msg % args)
     if key not in _logged:
         _logged.add(key)
@@ -120,7 +124,8 @@ def dropout_modules(module: nn.Module) -> tuple[list[tuple[str, nn.Module]], lis
     return live, dead
 
 
-def _head(bundle: ModelBundle) -> nn.Module:
+def head_module(bundle: ModelBundle) -> nn.Module:
+    """The classifier head submodule ``bundle.head``; a one-line error when the model names none."""
     head = get_submodule(bundle.module, bundle.head)
     if head is None:
         raise ValueError(f"model '{bundle.name}' names no classifier head submodule (ModelBundle.head="
@@ -140,17 +145,17 @@ def stochastic(bundle: ModelBundle, p: float) -> Iterator[None]:
         for _, m in dead:
             handles.append(m.register_forward_hook(lambda mod, args, out: dropout(args[0], mod.p)))
         if dead:
-            _log_once(bundle, "MC-dropout on %s: the converted graph keeps %d dropout module(s) (%s) as no-op "
-                      "QuantizedDropout placeholders; revived them as quantized dropout", bundle.label, len(dead),
-                      ", ".join(f"{n} p={m.p:g}" for n, m in dead))
+            log_once(bundle, "MC-dropout on %s: the converted graph keeps %d dropout module(s) (%s) as no-op "
+                     "QuantizedDropout placeholders; revived them as quantized dropout", bundle.label, len(dead),
+                     ", ".join(f"{n} p={m.p:g}" for n, m in dead))
         if not live and not dead:
-            head = _head(bundle)
+            head = head_module(bundle)
             handles.append(head.register_forward_pre_hook(lambda mod, args: (dropout(args[0], p), *args[1:])))
             scheme = bundle.info.get("scheme")
             why = (f"the {scheme} graph has no dropout module (lost in conversion, or the baseline had none)"
                    if scheme not in (None, "none") else "the model has no dropout module")
-            _log_once(bundle, "MC-dropout on %s: %s; injecting dropout p=%g before its head '%s'", bundle.label,
-                      why, p, bundle.head)
+            log_once(bundle, "MC-dropout on %s: %s; injecting dropout p=%g before its head '%s'", bundle.label,
+                     why, p, bundle.head)
         yield
     finally:
         for h in handles:
@@ -159,28 +164,7 @@ def stochastic(bundle: ModelBundle, p: float) -> Iterator[None]:
             m.eval()
 
 
-# ---- batching helpers -------------------------------------------------------------------------------------------
-def _batches(x: Any, size: int) -> Iterator[tuple[int, Any]]:
-    for i in range(0, len(x), size):
-        yield i, x[i : i + size]
-
-
-def _device(module: nn.Module) -> torch.device:
-    for t in module.parameters():
-        return t.device
-    for t in module.buffers():
-        return t.device
-    return torch.device("cpu")
-
-
-def to_device(inputs: Any, device: torch.device) -> Any:
-    if isinstance(inputs, torch.Tensor):
-        return inputs.to(device) if not inputs.is_quantized else inputs
-    if isinstance(inputs, dict):
-        return {k: to_device(v, device) for k, v in inputs.items()}
-    return inputs
-
-
+# ---- helpers of the runner's MC passes -----------------------------------------------------------------------
 def stack_copies(inputs: Any, copies: int) -> Any:
     """``copies`` copies of a batch stacked along dim 0: a tensor, or every tensor of a dict (others passed through)."""
     if copies == 1:
@@ -193,12 +177,9 @@ def stack_copies(inputs: Any, copies: int) -> Any:
                     "expected a tensor or a dict of tensors")
 
 
-def _dequant(t: torch.Tensor) -> torch.Tensor:
-    return t.dequantize() if t.is_quantized else t
-
-
 @contextmanager
-def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Dropout masks drawn from ``seed`` inside the block; the global RNG (CPU and ``device``) is restored after."""
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
@@ -208,7 +189,7 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
 @contextmanager
 def capture_head(bundle: ModelBundle, store: dict) -> Iterator[None]:
     """Record the head's raw input (``store['in']``, possibly quantized) and output (``store['out']``)."""
-    head = _head(bundle)
+    head = head_module(bundle)
 
     def pre(mod: nn.Module, args: tuple) -> None:
         store["in"] = args[0]
@@ -224,28 +205,13 @@ def capture_head(bundle: ModelBundle, store: dict) -> Iterator[None]:
         h2.remove()
 
 
-def _check_feature(bundle: ModelBundle, f: Any) -> torch.Tensor:
+def check_feature(bundle: ModelBundle, f: Any) -> torch.Tensor:
+    """``f`` (the head's input) when it is a (batch, features) tensor; else a one-line error."""
     if not isinstance(f, torch.Tensor) or f.dim() != 2:
         shape = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
         raise ValueError(f"the input of head '{bundle.head}' of model '{bundle.name}' has shape {shape}; "
                          "feature scorers and head-mode MC-dropout need a (batch, features) input")
     return f
-
-
-# ---- public entry points ----------------------------------------------------------------------------------------
-def penultimate_features(bundle: ModelBundle, x: Any, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
-    """Input of ``bundle.head`` on every sample, (N, D) float32 on CPU (dequantized for int8 graphs); eval mode."""
-    module = bundle.module.eval()
-    dev = _device(module)
-    store: dict = {}
-    feats = []
-    with torch.inference_mode(), capture_head(bundle, store), \
-            progress_bar(total=len(x), desc=f"{bundle.label}:features", enabled=progress) as bar:
-        for _, xb in _batches(x, batch_size):
-            call_module(module, to_device(bundle.prepare(xb), dev))
-            feats.append(_dequant(_check_feature(bundle, store["in"])).float().cpu())
-            bar.update(len(xb))
-    return torch.cat(feats)
 
 
 def head_rate(bundle: ModelBundle, opts: MCOptions) -> float:
@@ -256,52 +222,10 @@ def head_rate(bundle: ModelBundle, opts: MCOptions) -> float:
     return float(last[-1].p) if last else float(opts.p)
 
 
-def mc_probs(bundle: ModelBundle, x: Any, opts: MCOptions, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
-    """Softmax of T stochastic passes, (T, N, K) float32 on CPU; see the module docstring for the two modes."""
-    if len(x) == 0:
-        raise ValueError(f"no inputs to run MC-dropout on model '{bundle.name}' (empty split)")
-    module = bundle.module.eval()
-    dev = _device(module)
-    n, t = len(x), opts.samples
-    out = torch.empty(t, n, bundle.num_classes)
-    desc = f"{bundle.label}:mc-{opts.mode}x{t}"
-    with torch.inference_mode(), _seeded(opts.seed, dev), \
-            progress_bar(total=n, desc=desc, enabled=progress) as bar:
-        if opts.mode == "full":
-            rows = max(1, batch_size // t)                  # data rows per step
-            copies = max(1, min(t, batch_size // rows))     # stacked copies per forward
-            with stochastic(bundle, opts.p):
-                for i, xb in _batches(x, rows):
-                    inputs = to_device(bundle.prepare(xb), dev)
-                    for t0 in range(0, t, copies):
-                        c = min(copies, t - t0)
-                        z = call_module(module, stack_copies(inputs, c)).float()
-                        out[t0 : t0 + c, i : i + len(xb)] = z.softmax(-1).view(c, len(xb), -1).cpu()
-                    bar.update(len(xb))
-        else:
-            p = head_rate(bundle, opts)
-            head = _head(bundle)
-            _log_once(bundle, "MC-dropout (head mode) on %s: dropout p=%g on the input of head '%s'", bundle.label,
-                      p, bundle.head)
-            store: dict = {}
-            for i, xb in _batches(x, batch_size):
-                with capture_head(bundle, store):
-                    logits = call_module(module, to_device(bundle.prepare(xb), dev))
-                f = _check_feature(bundle, store["in"])
-                if i == 0:
-                    _check_head_is_last(bundle, store["out"], logits)
-                copies = max(1, min(t, 65536 // len(xb)))
-                for t0 in range(0, t, copies):
-                    c = min(copies, t - t0)
-                    z = _dequant(head(dropout(stack_copies(f, c), p))).float()
-                    out[t0 : t0 + c, i : i + len(xb)] = z.softmax(-1).view(c, len(xb), -1).cpu()
-                bar.update(len(xb))
-    return out
-
-
-def _check_head_is_last(bundle: ModelBundle, head_out: Any, logits: torch.Tensor) -> None:
+def check_head_is_last(bundle: ModelBundle, head_out: Any, logits: torch.Tensor) -> None:
+    """Head mode resamples only the head: refuse a model whose head output is not its logits."""
     ok = isinstance(head_out, torch.Tensor) and head_out.shape == logits.shape and torch.allclose(
-        _dequant(head_out).float(), logits.float(), atol=1e-5, rtol=1e-4)
+        head_out.dequantize() if head_out.is_quantized else head_out.float(), logits.float(), atol=1e-5, rtol=1e-4)
     if not ok:
         raise ValueError(f"uncertainty.mode=head needs the output of head '{bundle.head}' of model '{bundle.name}' "
                          "to be the logits, and it is not; use uncertainty.mode=full")
