@@ -6,10 +6,10 @@ Models:
   reachable offline, so its convolutions are random with BatchNorm statistics re-estimated on the fit split and
   its head is a linear probe fit on those features: a real 11M-parameter network whose accuracy means something.
 
-Latency: the baseline and every compressed model timed *interleaved* (one batch of each per round, order
-rotated), ``--repeats`` rounds after warm-up, so load from other processes hits all alike; the ratio uses the best
-round of each (``--stat min``, robust on a shared machine) or the median (``--stat median``). The ``none`` row times
-the fp32 model against itself: its ratio is the measurement noise. Size: bytes of the
+Latency: the baseline and every compressed model timed *interleaved* by ``Runner.latency`` (one block of each per
+round, order rotated), ``--repeats`` rounds after warm-up, so load from other processes hits all alike; the ratio
+uses the median round of each. The ``none`` row times the fp32 model against itself: its ratio is the measurement
+noise. Size: bytes of the
 serialized state_dict. Accuracy: on the first ``--n-eval`` test samples.
 
 Usage:
@@ -32,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from uqcompress.compress import SCHEMES, CompressContext, compress  # noqa: E402
 from uqcompress.data import conform_images, load_dataset  # noqa: E402
-from uqcompress.measure import compare_latency, state_dict_bytes  # noqa: E402
+from uqcompress.measure import state_dict_bytes  # noqa: E402
 from uqcompress.models import BuildContext, build_model  # noqa: E402
 from uqcompress.models.base import ModelBundle  # noqa: E402
+from uqcompress.runner import Runner  # noqa: E402
 
 SCHEME_CFGS = {
     "none": {},  # control row: the fp32 model timed again; its latency ratio shows the measurement noise
@@ -97,8 +98,7 @@ def resnet18_probe(data, seed: int = 0) -> tuple[ModelBundle, object]:
 
 
 def accuracy(bundle: ModelBundle, x, y, batch: int = 250) -> float:
-    with torch.inference_mode():
-        pred = torch.cat([bundle.logits(x[i : i + batch]).argmax(-1) for i in range(0, len(x), batch)])
+    pred = Runner(batch_size=batch, progress=False).logits(bundle, x).argmax(-1)
     return float((pred == y).double().mean())
 
 
@@ -127,8 +127,9 @@ def bench_model(name: str, base: ModelBundle, data, schemes: list[str], args) ->
             "sparsity": comp.info.get("sparsity"), "simulated": comp.info.get("simulated"),
         }
         bundles[scheme] = comp
-    lat = compare_latency(bundles, test.x, batch_size=args.batch_size, repeats=args.repeats, warmup=args.warmup,
-                          stat=args.stat)
+    timing = Runner(progress=False).latency(bundles, test.x, batch_size=args.batch_size, repeats=args.repeats,
+                                            warmup=args.warmup)
+    lat = {k: v["latency_ms_per_sample"] for k, v in timing.items()}
     print(HEADER)
     for scheme, r in rows.items():
         r.update(base_ms=lat["fp32"], comp_ms=lat[scheme], latency_ratio=lat[scheme] / lat["fp32"])
@@ -156,7 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--stat", choices=("min", "median"), default="min")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.simplefilter("ignore")
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n(built {m} in {time.perf_counter() - t0:.1f} s)")
         rows += bench_model(m, base, data, schemes, args)
     print(f"\nsize× = compressed/fp32 state_dict bytes; latency× = compressed/fp32 ms per sample (CPU, interleaved, "
-          f"{args.stat} of {args.repeats}); total {time.perf_counter() - t_start:.0f} s wall, "
+          f"median of {args.repeats}); total {time.perf_counter() - t_start:.0f} s wall, "
           f"{time.process_time() - c_start:.0f} s CPU")
     return 0
 

@@ -14,7 +14,7 @@ import time
 
 from uqcompress.cache import set_cache_dir
 from uqcompress.data import load_dataset
-from uqcompress.inference import predict_logits
+from uqcompress.runner import Runner
 from uqcompress.models import BuildContext, build_model
 
 
@@ -36,7 +36,7 @@ def main() -> None:
                                 BuildContext(args.seed, "cpu", False))
             build = (time.perf_counter() - w, time.process_time() - c)
             w, c = time.perf_counter(), time.process_time()
-            logits = predict_logits(model, data["test"].x, progress=False)
+            logits = Runner(progress=False).logits(model, data["test"].x)
             infer = (time.perf_counter() - w, time.process_time() - c)
         acc = float((logits.argmax(1) == data["test"].y).float().mean())
         rows.append((n, acc, build, infer))

@@ -1,7 +1,8 @@
 """Cost of uncertainty, as ratios to one plain forward pass of the same model on the same inputs.
 
 * MC-dropout ``head`` mode (backbone once, T dropout samples on the head) vs ``full`` mode (T forward passes);
-* SelectivePredictor.predict overhead over the bare model for single-pass scorers.
+* SelectivePredictor.predict overhead over the bare model for single-pass scorers (per batch size and in absolute
+  time: ``scripts/bench_predictor.py``).
 
 Float and int8 (torch.ao FX) small_cnn on MNIST-sized inputs; weights are untrained (cost does not depend on them).
 Each ratio is the median over adjacent (plain, candidate) pairs, their order alternating, so that the load of a
@@ -21,12 +22,13 @@ from typing import Callable
 import torch
 
 from uqcompress.compress import compress
-from uqcompress.models import ARCHITECTURES
+from uqcompress.models import MODELS
 from uqcompress.models.base import call_module
 from uqcompress.predictor import SelectivePredictor
+from uqcompress.runner import Runner
 from uqcompress.selection import build_selector
 from uqcompress.uncertainty import build_scorer
-from uqcompress.uncertainty.mc import MCOptions, mc_probs
+from uqcompress.uncertainty.mc import MCOptions
 
 
 def once(fn: Callable[[], object]) -> float:
@@ -61,7 +63,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x = torch.rand(args.n, 1, 28, 28)
-    base = ARCHITECTURES.get("small_cnn")({}, 10, (1, 28, 28))
+    base = MODELS.get("small_cnn").rebuild_architecture({}, 10, (1, 28, 28))
+    runner = Runner("cpu", args.batch_size, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         models = {"float": base, "int8": compress(base, {"name": "int8"}, torch.rand(256, 1, 28, 28))}
@@ -74,10 +77,10 @@ def main() -> None:
                     call_module(b.module, b.prepare(x[i : i + args.batch_size]))
 
         head, t_plain = paired_ratio(
-            plain, lambda: mc_probs(b, x, MCOptions(samples=args.samples, mode="head"), args.batch_size, False),
+            plain, lambda: runner.mc_probs(b, x, MCOptions(samples=args.samples, mode="head")),
             args.pairs)
         full, _ = paired_ratio(
-            plain, lambda: mc_probs(b, x, MCOptions(samples=args.samples, mode="full"), args.batch_size, False),
+            plain, lambda: runner.mc_probs(b, x, MCOptions(samples=args.samples, mode="full")),
             max(1, args.pairs // 3))
         print(f"[{name}] plain pass {1000 * t_plain:7.1f} ms | MC head T={args.samples}: {head:5.2f}x | "
               f"MC full T={args.samples}: {full:5.2f}x (ideal {args.samples}x)")

@@ -220,9 +220,12 @@ class SelectivePredictor(nn.Module):
         arch = MODELS.get(model_cfg["name"]).rebuild_architecture(model_cfg, cfg["num_classes"],
                                                                    cfg.get("input_shape"), files)
         quant = dict(cfg.get("quant") or {"name": "none"})
-        module = SCHEMES.get(quant.get("name", "none")).rebuild(arch, quant, state, _example_inputs(arch, cfg))
-        bundle = arch.with_module(module, fingerprint("predictor", obj["config"]), quant=quant,
-                                  **({"scheme": quant["name"]} if quant.get("name", "none") != "none" else {}))
+        scheme = SCHEMES.get(quant.get("name", "none"))
+        module = scheme.rebuild(arch, quant, state, _example_inputs(arch, cfg))
+        facts = {"scheme": scheme.name} if scheme.name != "none" else {}
+        if scheme.autocast_for(quant):
+            facts["autocast"] = scheme.autocast_for(quant)
+        bundle = arch.with_module(module, fingerprint("predictor", obj["config"]), quant=quant, **facts)
         bundle.head = cfg.get("head", bundle.head)
         bundle.arch_files = files
         scorer = _scorer_from_state(cfg["scorer"], buffers)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import statistics
 import time
@@ -115,12 +116,19 @@ def length_order(bundle: ModelBundle, x: Any) -> np.ndarray | None:
 
 def check_finite(t: torch.Tensor, bundle: ModelBundle, split: str, what: str = "logits") -> torch.Tensor:
     """``t``, or a one-line error naming the model, the split and the first bad sample."""
+    if math.isfinite(float(t.sum())):  # one reduction: NaN and inf propagate into the sum (the common, fast path)
+        return t
     finite = torch.isfinite(t)
     if not bool(finite.all()):
         rows = (~finite).reshape(t.shape[0], -1).any(1) if what != "MC passes" else (~finite).any(0).any(-1)
         raise ValueError(f"model '{bundle.label}' produced NaN/inf {what} on split '{split}' "
                          f"(first at sample {int(rows.nonzero()[0])})")
     return t
+
+
+def _eval(module: nn.Module) -> nn.Module:
+    """``module`` in eval mode (walking the module tree only when its root is in training mode: a hot path)."""
+    return module.eval() if module.training else module
 
 
 def _sync(device: torch.device) -> None:
@@ -209,7 +217,7 @@ class Runner:
     def logits(self, bundle: ModelBundle, x: Any, *, split: str = "inputs", batch_size: int | None = None
                ) -> torch.Tensor:
         """Logits (N, K) float32 on the CPU, module in eval mode, without grad."""
-        module = bundle.module.eval()
+        module = _eval(bundle.module)
         (z,) = self._map(bundle, x, lambda inp, n: (call_module(module, inp),), split=split, what="logits",
                          batch_size=batch_size)
         return check_finite(z, bundle, split)
@@ -224,7 +232,7 @@ class Runner:
         """Logits (N, K) and head inputs (N, D) from one pass."""
         from uqcompress.uncertainty.mc import capture_head, check_feature
 
-        module = bundle.module.eval()
+        module = _eval(bundle.module)
         store: dict = {}
 
         def step(inp: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -244,7 +252,7 @@ class Runner:
         """
         from uqcompress.uncertainty import mc
 
-        module = bundle.module.eval()
+        module = _eval(bundle.module)
         t = opts.samples
         if opts.mode == "full":
             rows = max(1, self.batch_size // t)  # data rows per step

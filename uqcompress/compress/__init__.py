@@ -47,7 +47,8 @@ class Scheme:
         prunes: it zeroes weights but keeps float storage (a chain must prune before it quantizes).
         structure: ``structure(scheme, arch, cfg, example_inputs) -> nn.Module``: the compressed module's structure
             built from the untrained architecture without data, for a saved predictor; None = not deployable.
-        autocast: a dtype name (``bfloat16``) the runner computes the module under with ``torch.autocast``.
+        autocast: ``autocast(cfg) -> dtype name | None``: the dtype (``bfloat16``) the runner computes the module
+            under with ``torch.autocast`` (mixed precision; weights stay as they are), None for none.
     """
 
     name: str
@@ -55,15 +56,20 @@ class Scheme:
     devices: tuple[str, ...] | Callable[[dict], tuple[str, ...]] = ALL_DEVICES
     prunes: bool = False
     structure: Callable[["Scheme", ModelBundle, dict, Any], nn.Module] | None = by_applying
-    autocast: str | None = None
+    autocast: Callable[[dict], str | None] | None = None
 
     def __call__(self, bundle: ModelBundle, cfg: dict, calib_x: Any, ctx: "CompressContext") -> ModelBundle:
         out = self.fn(bundle, cfg, calib_x, ctx)
         if out.quant == bundle.quant:  # the scheme did not say how to rebuild itself: its own config does
             out.quant = {**dict(cfg), "name": self.name}
-        if self.autocast:
-            out.info.setdefault("autocast", self.autocast)
+        dtype = self.autocast_for(out.quant)
+        if dtype:
+            out.info["autocast"] = dtype
         return out
+
+    def autocast_for(self, cfg: dict) -> str | None:
+        """The autocast dtype name the runner uses for this scheme's module with ``cfg`` (None: no autocast)."""
+        return self.autocast(cfg) if self.autocast is not None else None
 
     def devices_for(self, cfg: dict) -> tuple[str, ...]:
         """Device types this scheme can run on with ``cfg``."""

@@ -90,6 +90,11 @@ def _deployable(name: str, cfg: dict) -> bool:
     return all(SCHEMES.get(s["name"]).deployable(s) for s in steps)
 
 
+def _autocast(name: str, cfg: dict) -> str | None:
+    steps = _steps(name, resolve(name, cfg, {"steps": None}))
+    return next((d for d in (SCHEMES.get(s["name"]).autocast_for(s) for s in steps) if d), None)
+
+
 def _structure(scheme: Scheme, arch: ModelBundle, cfg: dict, example) -> nn.Module:
     """Each step's structure on top of the previous one's (the saved state then fills every number)."""
     current = arch
@@ -104,4 +109,5 @@ def _structure(scheme: Scheme, arch: ModelBundle, cfg: dict, example) -> nn.Modu
 for _name in CHAIN_NAMES:
     _fn = partial(_chain, _name)
     _fn.deployable = partial(_deployable, _name)  # type: ignore[attr-defined]
-    SCHEMES.register(_name, _fn, devices=partial(_devices, _name), structure=_structure)
+    SCHEMES.register(_name, _fn, devices=partial(_devices, _name), structure=_structure,
+                     autocast=partial(_autocast, _name))

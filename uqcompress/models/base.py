@@ -63,9 +63,11 @@ class ModelBundle:
         return f"{self.name}[{scheme}]" if scheme else self.name
 
     def logits(self, batch: Any) -> torch.Tensor:
-        """Logits for one raw batch (no grad)."""
-        with torch.inference_mode():
-            return call_module(self.module, self.prepare(batch))
+        """Logits (float32, on the CPU) for a raw batch, through a :class:`~uqcompress.runner.Runner` on the
+        module's device."""
+        from uqcompress.runner import Runner
+
+        return Runner(module_device(self.module), progress=False).logits(self, batch)
 
     def with_module(self, module: nn.Module, fingerprint: str, *, quant: dict[str, Any] | None = None,
                     **info: Any) -> "ModelBundle":
@@ -92,10 +94,13 @@ def module_device(module: nn.Module) -> torch.device:
     >>> module_device(nn.Linear(2, 2))
     device(type='cpu')
     """
-    for t in module.parameters():
-        return t.device
-    for t in module.buffers():
-        return t.device
+    for m in module.modules():  # the first tensor found; cheaper than parameters() + buffers() on big graphs
+        for t in m._parameters.values():
+            if t is not None:
+                return t.device
+        for t in m._buffers.values():
+            if t is not None:
+                return t.device
     return torch.device("cpu")
 
 

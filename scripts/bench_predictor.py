@@ -1,0 +1,85 @@
+"""SelectivePredictor.predict vs the bare compressed forward it wraps, per batch size, in one run.
+
+    PYTHONPATH=. python scripts/bench_predictor.py [--batches 1,32,256] [--threads 1] [--pairs 15]
+
+For the embedded default's architecture (small_cnn, 1x28x28; weights do not change the cost) as float32 and as
+static int8, with the msp scorer (temperature 1.3) and a threshold selector: the bare forward is
+``module(x)`` under ``torch.inference_mode`` (what a user would call), the candidate is ``predict(x)`` (the runner's
+pass + scorer + selector + labels). Each figure is the median over ``--pairs`` adjacent (bare, predict) pairs, order
+alternating; each timed block repeats the call enough times to last >= 20 ms. Prints the ratio, the overhead in %
+and in microseconds per call. Targets (issue 15): < 5% at batch >= 32, < 0.1 ms per call at batch 1.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from uqcompress.compress import compress  # noqa: E402
+from uqcompress.models import MODELS  # noqa: E402
+from uqcompress.predictor import SelectivePredictor  # noqa: E402
+from uqcompress.selection import build_selector  # noqa: E402
+from uqcompress.uncertainty import build_scorer  # noqa: E402
+
+
+def block(fn, number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def paired(bare, cand, pairs: int, min_s: float = 0.02) -> tuple[float, float]:
+    """(median bare seconds per call, median candidate seconds per call) over alternating adjacent pairs."""
+    for _ in range(3):
+        bare(), cand()
+    number = max(1, int(min_s / max(block(bare, 3), 1e-7)))
+    b, c = [], []
+    for i in range(pairs):
+        if i % 2:
+            c.append(block(cand, number)); b.append(block(bare, number))
+        else:
+            b.append(block(bare, number)); c.append(block(cand, number))
+    return statistics.median(b), statistics.median(c)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", default="1,32,256")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = torch default)")
+    ap.add_argument("--pairs", type=int, default=15)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore")
+    torch.manual_seed(0)
+    base = MODELS.get("small_cnn").rebuild_architecture({}, 10, (1, 28, 28))
+    models = {"float32": base, "int8": compress(base, {"name": "int8"}, torch.rand(256, 1, 28, 28))}
+    print(f"small_cnn 1x28x28, threads={torch.get_num_threads()}, median of {args.pairs} alternating pairs")
+    print(f"{'model':8s} {'batch':>5s} {'bare ms':>9s} {'predict ms':>10s} {'ratio':>7s} {'overhead':>9s} {'µs/call':>8s}")
+    for name, b in models.items():
+        pred = SelectivePredictor(b, build_scorer({"name": "msp", "temperature": 1.3}),
+                                  build_selector({"name": "threshold", "value": 0.5}), batch_size=256)
+        module = b.module.eval()
+        for n in (int(v) for v in args.batches.split(",")):
+            x = torch.rand(n, 1, 28, 28)
+
+            def bare():
+                with torch.inference_mode():
+                    module(x)
+
+            t_b, t_c = paired(bare, lambda: pred.predict(x), args.pairs)
+            print(f"{name:8s} {n:5d} {1e3 * t_b:9.4f} {1e3 * t_c:10.4f} {t_c / t_b:7.3f} "
+                  f"{100 * (t_c / t_b - 1):+8.1f}% {1e6 * (t_c - t_b):8.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
