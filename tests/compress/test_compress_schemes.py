@@ -28,9 +28,10 @@ def _weights(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_every_registered_scheme_has_a_yaml_and_is_tested():
-    # drop_layers applies to transformer stacks only; tests/compress/test_drop_layers.py covers it
-    assert set(SCHEMES.names()) == set(ALL) | {"none", "drop_layers"}
-    for name in ALL + ["none", "drop_layers"]:
+    # drop_layers applies to transformer stacks only; tests/compress/test_drop_layers.py covers it. amp keeps the
+    # weights and changes how they compute (torch.autocast): tests/test_runner.py covers it
+    assert set(SCHEMES.names()) == set(ALL) | {"none", "drop_layers", "amp"}
+    for name in ALL + ["none", "drop_layers", "amp"]:
         assert _load_yaml(name)["name"] == name
 
 
