@@ -81,10 +81,10 @@ def collect_outputs(bundle: ModelBundle, split_name: str, split, needs: frozense
     split_key = split.fingerprint()
     out = Outputs(cached_logits(bundle, split_name, split.x, batch_size=batch_size, progress=progress,
                                 split_key=split_key), split.y)
-    unknown = set(needs) - {"mc", "features"}
+    unknown = set(needs) - {"mc", "features", "reference"}
     if unknown:
-        raise ValueError(f"unknown output kind(s) {sorted(unknown)} requested; known: mc, features")
-    if needs:
+        raise ValueError(f"unknown output kind(s) {sorted(unknown)} requested; known: mc, features, reference")
+    if set(needs) & {"mc", "features"}:  # "reference" (another model's labels) is filled in by the pipeline
         from uqcompress.uncertainty import extras  # MC-dropout passes and penultimate features
 
         extras.collect(bundle, split_name, split, out, needs, options or {}, batch_size=batch_size,
