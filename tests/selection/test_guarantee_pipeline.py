@@ -47,3 +47,39 @@ def test_guaranteed_selectors_write_their_certificate(cli, tmp_path):
     assert d is None or 0 <= d <= 1
     assert "compressed.selective_disagreement" not in runs["risk_guarantee"]
     assert not math.isnan(runs["risk_guarantee"]["cascade.agreement"])
+
+
+def test_python_api_and_predictor_with_agreement_guarantee():
+    import torch
+
+    import uqcompress
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3000, 8, generator=g)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(150):
+        loss = torch.nn.functional.cross_entropy(model(x[:1000]), y[:1000])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    res = uqcompress.evaluate(model, calibration=(x[1000:2000], y[1000:2000]), test=(x[2000:], y[2000:]),
+                              quant="int8_dynamic", selector={"name": "agreement_guarantee", "target": 0.01},
+                              progress=False)
+    m = res.metrics
+    assert m["compressed.guarantee_valid"] is True and m["compressed.guarantee_bound"] <= 0.01
+    assert m["compressed.guarantee_delta"] == 0.1                       # the constructor's default
+    run = res.run
+    cal = run.compressed.outputs["calibration"]
+    assert torch.equal(cal.reference, run.baseline.probs["calibration"].argmax(-1))
+    # the certified threshold on the calibration split: its disagreement there is what facts report
+    acc = run.compressed.accept["calibration"]
+    disagree = (run.compressed.probs["calibration"].argmax(-1) != cal.reference)[acc].double().mean()
+    assert float(disagree) == m["compressed.guarantee_calibration_loss"]
+    from uqcompress.predictor import SelectivePredictor
+
+    deployed = SelectivePredictor(run.compressed.bundle, run.compressed.scorer, run.compressed.selector)
+    labels, _, accepted = deployed.predict(x[2000:])
+    assert torch.equal(accepted, run.compressed.accept["test"])
+    assert (labels[~accepted] == -1).all()
