@@ -89,3 +89,34 @@ def test_study_rows_and_the_printed_tables(vg, monkeypatch, capsys):
     assert code == (0 if all(r["pass"] for r in rows if r["guaranteed"]) else 1)
     with pytest.raises(SystemExit):
         vg.main(["--models", "nope"])
+
+
+def plain_fixed_sequence(conf, loss, target, delta):
+    """Learn-then-Test fixed-sequence testing over the distinct confidences, most confident first, in plain Python."""
+    from scipy.stats import binom
+
+    best = math.inf
+    for t in sorted(set(conf.tolist()), reverse=True):
+        answered = loss[conf >= t]
+        if (1 - target) ** len(answered) > delta:        # no labels could reject here yet: not a test
+            continue
+        if binom.cdf(answered.sum(), len(answered), target) > delta:
+            break
+        best = t
+    return best
+
+
+def test_fixed_sequence_comparison_equals_a_plain_loop(vg):
+    rng = np.random.default_rng(4)
+    conf, base, comp, labels = synthetic_pool(rng, n=900)
+    masks = vg.resplit_masks(len(conf), 40, seed=0)
+    rs = vg.Resplits(conf, masks)
+    loss = comp != labels
+    pooled, cal = rs.losses(loss)
+    seen = []
+    for target in (0.02, 0.05, 0.1):
+        thr = rs.threshold(rs.fit_fixed_sequence(cal, target, 0.1))
+        want = [plain_fixed_sequence(conf[m], loss[m], target, 0.1) for m in masks]
+        assert thr.tolist() == want
+        seen += want
+    assert any(math.isfinite(t) for t in seen) and any(math.isinf(t) for t in seen)   # both outcomes exercised
