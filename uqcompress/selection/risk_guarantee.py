@@ -25,7 +25,7 @@ level delta leaves no margin for the sampling noise of the data it then meets. I
 predictions (``scripts/validate_guarantees.py --compare-ltt``: EfficientNet-Lite0, MiniLM and the embedded default,
 1,000 draws, delta = 0.1), test halves as large as the calibration half exceeded the target in up to 19% of draws
 with fixed-sequence testing (above delta + 2 s.e. in 10 of 18 settings) and in at most 4.2% with SGR, which paid
-3-6 points of coverage for it. Fixed-sequence testing also stops at the first cut that fails, so a burst of
+3-6 points of coverage for it where both certify in every draw (more near the limit of the calibration size). Fixed-sequence testing also stops at the first cut that fails, so a burst of
 confident errors ends its search early; SGR's binary search is not stopped by it.
 
 Ties: a threshold only cuts between distinct confidence values, so tied samples are accepted or rejected together.
