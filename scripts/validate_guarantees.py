@@ -90,7 +90,7 @@ def pooled_predictions(study: Study) -> dict:
 
     Latencies: ms per test sample of baseline and compressed model on one CPU thread, timed *interleaved*, best of
     15 rounds (:func:`uqcompress.measure.compare_latency`): a per-core cost that load from other processes distorts
-    least (with 2 threads on a loaded 2-core machine, thread barriers slowed fp32 EfficientNet-Lite0 2x more than int8).
+    least (on a loaded 2-core machine, 2 threads made EfficientNet-Lite0 2.2x (fp32) and 4.1x (int8) slower than one).
     """
     cfg = compose(study.overrides)
     key = fingerprint("guarantee-study-v3", {k: v for k, v in cfg.items() if k not in ("progress", "plots")})
