@@ -107,8 +107,13 @@ def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
     return data, ood
 
 
-def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg: dict, runner: Runner) -> ModelEval:
-    """Outputs (through ``runner``), confidence, acceptance and per-model metrics for one model."""
+def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg: dict, runner: Runner,
+                   reference: dict[str, torch.Tensor] | None = None) -> ModelEval:
+    """Outputs (through ``runner``), confidence, acceptance and per-model metrics for one model.
+
+    ``reference``: the baseline's predicted labels per split, for selectors that need them (``"reference"`` in
+    ``selector.needs``); without it a model is its own reference (the baseline itself).
+    """
     scorer = build_scorer(dict(cfg["uncertainty"]))
     selector = build_selector(dict(cfg["selector"]))
     needs = frozenset(scorer.needs) | frozenset(selector.needs)
@@ -121,8 +126,12 @@ def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg
     scorer.fit(outputs["calibration"], fit_out)
     probs = {k: scorer.probs(o) for k, o in outputs.items()}
     conf = {k: scorer.score(o) for k, o in outputs.items()}
+    if "reference" in selector.needs:  # agreement selectors: the baseline's answers play the role of the labels
+        for k, o in outputs.items():
+            o.reference = reference[k] if reference is not None else probs[k].argmax(-1)
     cal_correct = probs["calibration"].argmax(-1) == outputs["calibration"].labels
-    selector.fit(conf["calibration"], cal_correct, outputs["calibration"])
+    truth = getattr(outputs["calibration"], selector.truth)
+    selector.fit(conf["calibration"], probs["calibration"].argmax(-1) == truth, outputs["calibration"])
     accept = {k: selector.accept(conf[k], o) for k, o in outputs.items()}
 
     y = outputs["test"].labels
@@ -136,6 +145,10 @@ def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg
     m["calibration_coverage"] = cal["coverage"]
     m["calibration_selective_risk"] = cal["selective_risk"]
     m["threshold"] = selector.threshold
+    m.update(selector.facts())
+    if outputs["test"].reference is not None:  # did the agreement target hold out of sample?
+        agree = p.argmax(-1) == outputs["test"].reference
+        m["selective_disagreement"] = M.selective(conf["test"], agree, accept["test"])["selective_risk"]
     if getattr(scorer, "temperature", 1.0) != 1.0 or getattr(scorer, "fit_temperature", False):
         m["temperature"] = scorer.temperature
     if ood is not None:
@@ -187,6 +200,16 @@ def compare(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
     return out
 
 
+def cascade(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
+    """The compressed model answering where its selector accepts and deferring to the baseline elsewhere (test
+    split): accuracy, deferral rate, agreement and flips vs the baseline, and cost relative to the baseline alone."""
+    out = M.cascade(base.probs["test"], comp.probs["test"], base.outputs["test"].labels, comp.accept["test"])
+    t_c, t_b = comp.metrics.get("latency_ms_per_sample"), base.metrics.get("latency_ms_per_sample")
+    ok = all(isinstance(t, float) and np.isfinite(t) and t > 0 for t in (t_c, t_b))
+    out["cost"] = M.cascade_cost(out["deferral_rate"], t_c, t_b) if ok else float("nan")
+    return out
+
+
 def predictions_frame(base: ModelEval, comp: ModelEval) -> pd.DataFrame:
     frames = []
     for split in [s for s in ("test", "ood") if s in base.outputs]:
@@ -215,7 +238,8 @@ def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataB
     cfg = _merge(DEFAULTS, cfg)
     runner = runner or Runner("cpu", cfg.get("batch_size") or 256, cfg["progress"])
     base = evaluate_model(baseline, data, ood, cfg, runner)
-    comp = evaluate_model(compressed, data, ood, cfg, runner)
+    comp = evaluate_model(compressed, data, ood, cfg, runner,
+                          reference={k: p.argmax(-1) for k, p in base.probs.items()})
     timing = runner.latency({"baseline": baseline, "compressed": compressed}, data["test"].x, **dict(cfg["latency"]))
     base.metrics.update(timing["baseline"])
     comp.metrics.update(timing["compressed"])
@@ -224,6 +248,7 @@ def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataB
     metrics.update({f"compressed.{k}": v for k, v in compare(base, comp).items()})
     metrics["compressed.speedup"] = (timing["baseline"]["latency_ms_per_sample"]
                                      / timing["compressed"]["latency_ms_per_sample"])
+    metrics.update({f"cascade.{k}": v for k, v in cascade(base, comp).items()})
     for k, v in scheme_facts(baseline, compressed).items():
         metrics.setdefault(f"compressed.{k}", v)
     metrics["n_test"] = len(data["test"])

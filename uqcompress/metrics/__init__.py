@@ -15,6 +15,7 @@ from __future__ import annotations
 from ._validate import UndefinedMetricWarning
 from .agreement import flips, js_divergence, js_from_logits, kl_divergence, kl_from_logits
 from .bootstrap import bootstrap_ci
+from .cascade import cascade, cascade_cost, cascade_curve, deferral_for_agreement
 from .classification import accuracy, calibration, ece
 from .correlation import spearman
 from .ood import auroc, ood
@@ -27,6 +28,10 @@ __all__ = [
     "auroc",
     "bootstrap_ci",
     "calibration",
+    "cascade",
+    "cascade_cost",
+    "cascade_curve",
+    "deferral_for_agreement",
     "ece",
     "flips",
     "js_divergence",

@@ -1,4 +1,5 @@
-"""Plots people look at: risk–coverage, reliability, ID-vs-OOD confidence, flips vs KL, accuracy delta vs flips.
+"""Plots people look at: risk–coverage, reliability, ID-vs-OOD confidence, flips vs KL, accuracy delta vs flips,
+cascade accuracy / agreement vs deferral rate.
 
 Every function takes plain tables (a run's ``predictions.csv`` as a DataFrame, or a sweep's summary) and writes one
 PNG with a title, axis labels with units and a legend.
@@ -148,6 +149,42 @@ def accuracy_delta_vs_flips(summary: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Accuracy is not all you need: |Δ accuracy| vs flips")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def cascade_curves(curves: dict[str, pd.DataFrame], path: Path,
+                   title: str = "Cascade: defer the least confident inputs to the baseline") -> Path:
+    """Cascade accuracy and agreement with the baseline against the deferral rate, one line per run (scorer).
+
+    ``curves`` maps a label to a run's ``predictions.csv`` (test rows are used); the least confident inputs by the
+    compressed model's confidence are deferred first (:func:`uqcompress.metrics.cascade_curve`). A dot marks the
+    deferral rate the run's own selector chose.
+    """
+    fig, (ax_acc, ax_agr) = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True)
+    base_drawn = False
+    for label, pred in curves.items():
+        test = pred[pred.split == "test"]
+        c = M.cascade_curve(test["baseline_pred"].to_numpy(), test["compressed_pred"].to_numpy(),
+                            test["label"].to_numpy(), test["compressed_confidence"].to_numpy())
+        (line,) = ax_acc.plot(c["deferral_rate"], c["accuracy"], linewidth=1.5, label=label)
+        ax_agr.plot(c["deferral_rate"], c["agreement"], linewidth=1.5, color=line.get_color(), label=label)
+        if "compressed_accepted" in test:
+            accepted = test["compressed_accepted"].to_numpy(bool)
+            answer = np.where(accepted, test["compressed_pred"], test["baseline_pred"])
+            d = 1.0 - accepted.mean()
+            ax_acc.plot([d], [np.mean(answer == test["label"])], "o", color=line.get_color())
+            ax_agr.plot([d], [np.mean(answer == test["baseline_pred"])], "o", color=line.get_color())
+        if not base_drawn:
+            ax_acc.axhline(np.mean(test["baseline_pred"] == test["label"]), label="baseline alone", **BASE_STYLE)
+            base_drawn = True
+    ax_acc.set_ylabel("cascade accuracy on test")
+    ax_agr.set_ylabel("agreement with the baseline (share of same answers)")
+    for ax in (ax_acc, ax_agr):
+        ax.set_xlabel("deferral rate (share of test inputs sent to the baseline)")
+        ax.set_xlim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{title} (dots: each run's selector)")
     return _save(fig, path)
 
 

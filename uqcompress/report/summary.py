@@ -157,6 +157,7 @@ def write_report(dirs: Sequence[Path], out: Path | None = None, n_boot: int = 10
             worst = summary.sort_values("compressed.flips").iloc[-1]["label"]
             paths.append(plots.reliability(preds[worst], out / "reliability.png",
                                            title=f"Reliability: baseline vs {worst}"))
+            paths.append(plots.cascade_curves(preds, out / "cascade.png"))
             if (first.split == "ood").any():
                 paths.append(plots.confidence_hist(preds[worst], out / "confidence_id_vs_ood.png",
                                                    title=f"Confidence ID vs OOD ({worst})"))

@@ -17,8 +17,15 @@ from uqcompress.uncertainty.base import Outputs
 
 
 class Selector:
+    """Base selector. ``needs``: extra outputs ``fit`` reads (``"mc"``, ``"features"``, ``"reference"``).
+
+    ``truth`` names what ``correct`` in :meth:`fit` compares each prediction with: ``"labels"`` (the ground truth) or
+    ``"reference"`` (the reference model's labels, ``Outputs.reference``, for selectors that control agreement).
+    """
+
     name: ClassVar[str] = "base"
     needs: ClassVar[frozenset[str]] = frozenset()
+    truth: ClassVar[str] = "labels"
 
     def __init__(self) -> None:
         self.threshold: float = float("-inf")
@@ -32,3 +39,7 @@ class Selector:
 
     def state(self) -> dict:
         return {"name": self.name, "threshold": self.threshold}
+
+    def facts(self) -> dict[str, float | bool | str]:
+        """What the fit established beyond the threshold (e.g. a certified bound), as flat result keys."""
+        return {}

@@ -33,12 +33,15 @@ class Outputs:
         labels: (N,) int64 or None.
         mc_probs: (T, N, K) softmax of T stochastic passes (MC-dropout), when a scorer asked for them.
         features: (N, D) penultimate features, when a scorer asked for them.
+        reference: (N,) int64 labels predicted by a reference model (the baseline) on the same inputs, when a
+            selector asked for them (``needs = {"reference"}``); filled by the pipeline, not by the runner.
     """
 
     logits: torch.Tensor
     labels: torch.Tensor | None = None
     mc_probs: torch.Tensor | None = None
     features: torch.Tensor | None = None
+    reference: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.logits.shape[0]
