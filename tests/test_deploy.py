@@ -188,3 +188,57 @@ def test_load_on_a_device_and_to(saved):
     assert loaded.device == "cpu" and loaded.to("cpu") is loaded
     with pytest.raises(ValueError, match="takes a device only"):
         loaded.to(torch.float16)
+
+
+def test_cascade_defers_to_the_baseline_and_round_trips(tmp_path):
+    """deploy.fallback=baseline: the compressed model answers where it accepts, the baseline (run only on the
+    deferred inputs) elsewhere; the file holds both, loads with weights_only=True, and reloads bit-identically."""
+    base, cfg = _arch("small_cnn", {"width": 8, "hidden": 16}, 10, (1, 14, 14))
+    x = images(40)
+    comp = compress(base, {"name": "int8", "calibration_samples": 16}, x, CTX)
+    pred = SelectivePredictor(comp, build_scorer({"name": "msp"}), build_selector({"name": "coverage", "target": 0.6}),
+                              spec={"model": cfg, "input_shape": [1, 14, 14]}, fallback=base)
+    out = pred.outputs(x)
+    pred.selector.fit(pred.scorer.score(out), torch.ones(40, dtype=torch.bool))
+    rows = []
+    hook = base.module.register_forward_pre_hook(lambda m, a: rows.append(len(a[0])))
+    try:
+        labels, conf, accepted, source = pred.predict(x, return_source=True)
+    finally:
+        hook.remove()
+    assert 0 < int(accepted.sum()) < 40 and rows == [int((~accepted).sum())], "the baseline runs on deferred rows only"
+    with torch.no_grad():
+        want = torch.where(accepted, comp.module(x).argmax(-1), base.module(x).argmax(-1))
+    assert torch.equal(labels, want) and (labels >= 0).all()
+    assert torch.equal(source, torch.where(accepted, 0, 1))
+    path = pred.save(tmp_path / "cascade.pt")
+    raw = torch.load(path, weights_only=True)
+    assert "fallback_state_dict" in raw and json.loads(raw["config"])["fallback"]["head"] == "classifier.4"
+    loaded = SelectivePredictor.load(path)
+    for a, b in zip(pred.predict(x, return_source=True), loaded.predict(x, return_source=True)):
+        assert torch.equal(a, b)
+    plain = SelectivePredictor(comp, pred.scorer, pred.selector, spec={"model": cfg, "input_shape": [1, 14, 14]})
+    assert torch.equal(plain.predict(x, return_source=True)[3], torch.where(accepted, 0, -1))
+    with pytest.raises(ValueError, match="use it with deploy.model=compressed"):
+        check_exportable({"model": cfg, "quant": {"name": "int8"},
+                          "deploy": {"export": "x.pt", "model": "baseline", "fallback": "baseline"}})
+    with pytest.raises(ValueError, match=r"deploy.fallback='model' is not one of: null, baseline"):
+        check_exportable({"model": cfg, "quant": {"name": "int8"}, "deploy": {"export": "x.pt", "fallback": "model"}})
+
+
+@pytest.mark.slow
+def test_cli_cascade_export_answers_as_the_runs_cascade(tmp_path, tmp_cache):
+    from uqcompress.data import load_dataset
+    from uqcompress.pipeline import run_config
+
+    path = tmp_path / "cascade.pt"
+    res = run_config({"data": {"name": "mnist"}, "limit": 300, "ood": {"name": "none"}, "threads": 1,
+                      "model": {"name": "small_cnn", "epochs": 1, "width": 8, "hidden": 16}, "quant": {"name": "int8"},
+                      "selector": {"name": "coverage", "target": 0.7}, "progress": False, "latency": {"repeats": 3},
+                      "deploy": {"export": str(path), "fallback": "baseline"}})
+    test = load_dataset({"name": "mnist"}, seed=0)["test"].head(300)
+    labels, _, accepted, source = SelectivePredictor.load(path).predict(test.x, return_source=True)
+    m = res.metrics
+    assert float((labels == test.y).double().mean()) == pytest.approx(m["cascade.accuracy"])
+    assert float((~accepted).double().mean()) == pytest.approx(m["cascade.deferral_rate"])
+    assert 0 < m["cascade.deferral_rate"] < 1 and m["cascade.cost"] > 0

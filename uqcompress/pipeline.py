@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "selector": {"name": "coverage", "target": 0.9},
     "ood": {"name": "none"},
     "latency": {"batch_size": 32, "repeats": 10, "warmup": 2},
-    "deploy": {"export": None, "model": "compressed"},
+    "deploy": {"export": None, "model": "compressed", "fallback": None},
 }
 
 
@@ -202,8 +202,12 @@ def compare(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
 
 def cascade(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
     """The compressed model answering where its selector accepts and deferring to the baseline elsewhere (test
-    split): accuracy, deferral rate, agreement and flips vs the baseline, and cost relative to the baseline alone."""
-    out = M.cascade(base.probs["test"], comp.probs["test"], base.outputs["test"].labels, comp.accept["test"])
+    split): accuracy, deferral rate, agreement and flips vs the baseline, and cost relative to the baseline alone.
+
+    The baseline's answer is its plain forward pass (argmax of its logits), as in a deployed cascade
+    (``deploy.fallback=baseline``); the compressed model's is its scorer's, as in ``SelectivePredictor.predict``."""
+    base_answer = base.outputs["test"].logits.double().softmax(-1)
+    out = M.cascade(base_answer, comp.probs["test"], base.outputs["test"].labels, comp.accept["test"])
     t_c, t_b = comp.metrics.get("latency_ms_per_sample"), base.metrics.get("latency_ms_per_sample")
     ok = all(isinstance(t, float) and np.isfinite(t) and t > 0 for t in (t_c, t_b))
     out["cost"] = M.cascade_cost(out["deferral_rate"], t_c, t_b) if ok else float("nan")
@@ -313,6 +317,7 @@ def run_config(cfg: dict) -> RunResult:
     if deploy.get("export"):  # deploy.export=PATH: one-file SelectivePredictor of the compressed (or baseline) model
         from uqcompress.predictor import export_run
 
-        path = export_run(result, cfg, data, deploy["export"], which=deploy.get("model", "compressed"))
+        path = export_run(result, cfg, data, deploy["export"], which=deploy.get("model", "compressed"),
+                          fallback=deploy.get("fallback"))
         result.metrics["deploy.path"] = str(path)
     return result

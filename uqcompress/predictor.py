@@ -68,13 +68,18 @@ class SelectivePredictor(nn.Module):
             is merged with ``bundle.arch``; ``quant`` defaults to ``bundle.quant``.
         mc: MC-dropout settings when the scorer or selector needs passes (default: the scorer's, else MCOptions()).
         batch_size: rows per forward pass in ``predict``.
+        fallback: the baseline model, for a cascade (``deploy.fallback=baseline``): ``predict`` answers with the
+            compressed model where the selector accepts and with the baseline elsewhere, instead of abstaining;
+            the baseline runs only on the deferred inputs.
     """
 
     def __init__(self, bundle: ModelBundle, scorer: Scorer, selector: Selector, spec: dict | None = None,
-                 mc: MCOptions | None = None, batch_size: int = 256) -> None:
+                 mc: MCOptions | None = None, batch_size: int = 256, fallback: ModelBundle | None = None) -> None:
         super().__init__()
         self.model = bundle.module.eval()
         self.bundle = bundle
+        self.fallback = fallback
+        self.fallback_model = fallback.module.eval() if fallback is not None else None
         self.scorer = scorer
         self.selector = selector
         spec = copy.deepcopy(spec or {})
@@ -105,7 +110,9 @@ class SelectivePredictor(nn.Module):
 
     def outputs(self, x: Any) -> Outputs:
         """Logits (and features / MC passes when the scorer or selector needs them) for a raw batch ``x``."""
-        x = self._inputs(x)
+        return self._outputs(self._inputs(x))
+
+    def _outputs(self, x: Any) -> Outputs:
         if "features" in self.needs:
             logits, feats = self.runner.logits_and_features(self.bundle, x, split="predict")
             out = Outputs(logits, features=feats)
@@ -115,14 +122,30 @@ class SelectivePredictor(nn.Module):
             out.mc_probs = self.runner.mc_probs(self.bundle, x, self.mc, split="predict")
         return out
 
-    def predict(self, x: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(labels int64 with -1 where abstaining, confidence float64 higher = more confident, accepted bool)."""
-        out = self.outputs(x)
+    def predict(self, x: Any, return_source: bool = False) -> tuple[torch.Tensor, ...]:
+        """(labels int64, confidence float64 higher = more confident, accepted bool).
+
+        Where the selector does not accept, the label is -1 (abstain); in a cascade (``fallback`` set) it is the
+        baseline's answer instead. ``return_source=True`` adds who answered each input: 0 = the (compressed) model,
+        1 = the baseline (cascade), -1 = nobody (abstained).
+        """
+        x = self._inputs(x)
+        out = self._outputs(x)
         probs = self.scorer.probs(out)
         conf = self.scorer.confidence(out, probs)
         accepted = self.selector.accept(conf, out)
-        labels = probs.argmax(-1).masked_fill_(~accepted, -1)
-        return labels, conf, accepted
+        labels = probs.argmax(-1)
+        if self.fallback is None:
+            labels.masked_fill_(~accepted, -1)
+        else:
+            deferred = (~accepted).nonzero().squeeze(1)
+            if len(deferred):  # the baseline answers only what the compressed model defers
+                rows = x[deferred] if isinstance(x, torch.Tensor) else [x[i] for i in deferred.tolist()]
+                labels[deferred] = self.runner.logits(self.fallback, rows, split="deferred").argmax(-1)
+        if not return_source:
+            return labels, conf, accepted
+        source = torch.where(accepted, 0, 1 if self.fallback is not None else -1)
+        return labels, conf, accepted, source
 
     def forward(self, x: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.predict(x)
@@ -143,16 +166,20 @@ class SelectivePredictor(nn.Module):
             from uqcompress.compress import SCHEMES, target_device
 
             quant = self.spec.get("quant") or {"name": "none"}
-            target = target_device(SCHEMES.get(quant["name"]), quant, resolve_device(device))
+            device = resolve_device(device)
+            target = target_device(SCHEMES.get(quant["name"]), quant, device)
             self.model.to(target)
             self.runner = Runner(target, self.batch_size, progress=False)
+            if self.fallback_model is not None:  # the uncompressed baseline runs anywhere
+                self.fallback_model.to(device)
         return self
 
     # ---- persistence ----------------------------------------------------------------------------------------
     def config(self) -> dict:
         """Everything but tensors, JSON-able: what ``load`` needs to rebuild this predictor."""
         return {**self.spec, "head": self.bundle.head, "scorer": self.scorer.state(),
-                "selector": self.selector.state(), "mc": self.mc.key(), "batch_size": self.batch_size}
+                "selector": self.selector.state(), "mc": self.mc.key(), "batch_size": self.batch_size,
+                **({"fallback": {"head": self.fallback.head}} if self.fallback is not None else {})}
 
     def save(self, path: str | Path) -> Path:
         """Write one file (atomic): ``{"format", "version", "config" (JSON str), "state_dict", "scorer_buffers",
@@ -161,19 +188,17 @@ class SelectivePredictor(nn.Module):
             raise ValueError("SelectivePredictor.save needs spec['model']['name'] (the registry model name) so that "
                              "load can rebuild the architecture")
         path = Path(path)
-        state = self.model.state_dict()  # keeps its _metadata: quantized modules load by state-dict version
-        for k, v in state.items():
-            if isinstance(v, torch.Tensor):
-                state[k] = v.detach().cpu()
         payload = {
             "format": FORMAT,
             "version": VERSION,
             "config": json.dumps(self.config(), sort_keys=True),
-            "state_dict": state,
+            "state_dict": _cpu_state(self.model),
             "scorer_buffers": {k: v.detach().cpu() for k, v in self.scorer.buffers().items()},
             "arch_files": {k: torch.from_numpy(np.frombuffer(v, dtype=np.uint8).copy())
                            for k, v in self.bundle.arch_files.items()},
         }
+        if self.fallback is not None:  # a cascade: the baseline's weights (same architecture, no scheme)
+            payload["fallback_state_dict"] = _cpu_state(self.fallback_model)
         atomic_torch_save(payload, path)
         return path
 
@@ -228,11 +253,28 @@ class SelectivePredictor(nn.Module):
         bundle = arch.with_module(module, fingerprint("predictor", obj["config"]), quant=quant, **facts)
         bundle.head = cfg.get("head", bundle.head)
         bundle.arch_files = files
+        fallback = None
+        if cfg.get("fallback") is not None:  # a cascade: the baseline on the same architecture, no scheme
+            base = MODELS.get(model_cfg["name"]).rebuild_architecture(model_cfg, cfg["num_classes"],
+                                                                      cfg.get("input_shape"), files)
+            base_module = SCHEMES.get("none").rebuild(base, {"name": "none"}, obj["fallback_state_dict"], None)
+            fallback = base.with_module(base_module, fingerprint("predictor-fallback", obj["config"]))
+            fallback.head = cfg["fallback"].get("head", fallback.head)
         scorer = _scorer_from_state(cfg["scorer"], buffers)
         selector = _selector_from_state(cfg["selector"])
         spec = {k: cfg[k] for k in ("model", "num_classes", "input_shape", "modality") if k in cfg}
         return cls(bundle, scorer, selector, spec=spec, mc=MCOptions.from_options(cfg.get("mc")),
-                   batch_size=int(cfg.get("batch_size", 256)))
+                   batch_size=int(cfg.get("batch_size", 256)), fallback=fallback)
+
+
+def _cpu_state(module: nn.Module) -> dict:
+    """``module.state_dict()`` with every tensor on the CPU; keeps its ``_metadata`` (quantized modules load by
+    state-dict version)."""
+    state = module.state_dict()
+    for k, v in state.items():
+        if isinstance(v, torch.Tensor):
+            state[k] = v.detach().cpu()
+    return state
 
 
 def _load_plain(path: Path) -> Any:
@@ -281,6 +323,12 @@ def check_exportable(cfg: dict) -> None:
     which = deploy.get("model", "compressed")
     if which not in ("compressed", "baseline"):
         raise ValueError(f"deploy.model='{which}' is not one of: compressed, baseline")
+    fallback = deploy.get("fallback")
+    if fallback not in (None, "baseline"):
+        raise ValueError(f"deploy.fallback='{fallback}' is not one of: null, baseline")
+    if fallback and which != "compressed":
+        raise ValueError("deploy.fallback=baseline defers the compressed model's abstentions to the baseline: "
+                         "use it with deploy.model=compressed")
     model = MODELS.get(cfg["model"]["name"])
     if not model.deployable:
         names = [n for n in MODELS.names() if MODELS.get(n).deployable]
@@ -293,15 +341,19 @@ def check_exportable(cfg: dict) -> None:
                          f"from a plain-tensor file); deployable schemes: {', '.join(names)}")
 
 
-def export_run(result: Any, cfg: dict, data: Any, path: str | Path, which: str = "compressed") -> Path:
-    """Write the SelectivePredictor of one model of a pipeline run (``deploy.export=PATH``)."""
-    check_exportable({**cfg, "deploy": {"export": str(path), "model": which}})
+def export_run(result: Any, cfg: dict, data: Any, path: str | Path, which: str = "compressed",
+               fallback: str | None = None) -> Path:
+    """Write the SelectivePredictor of one model of a pipeline run (``deploy.export=PATH``); with
+    ``fallback="baseline"`` a cascade that defers the compressed model's abstentions to the baseline."""
+    check_exportable({**cfg, "deploy": {"export": str(path), "model": which, "fallback": fallback}})
     ev = result.compressed if which == "compressed" else result.baseline
     spec = {"model": dict(cfg["model"]), "num_classes": ev.bundle.num_classes,
             "input_shape": list(data.image_shape) if data.image_shape else None, "modality": data.modality}
     mc = MCOptions.from_options(dict(cfg.get("uncertainty") or {}))
     pred = SelectivePredictor(ev.bundle, ev.scorer, ev.selector, spec=spec, mc=mc,
-                              batch_size=int(cfg.get("batch_size", 256)))
+                              batch_size=int(cfg.get("batch_size", 256)),
+                              fallback=result.baseline.bundle if fallback else None)
     out = pred.save(path)
-    log.info("deploy: wrote SelectivePredictor (%s, %s) to %s", ev.bundle.label, ev.scorer.name, out)
+    log.info("deploy: wrote SelectivePredictor (%s, %s%s) to %s", ev.bundle.label, ev.scorer.name,
+             ", deferring to the baseline" if fallback else "", out)
     return out
