@@ -47,10 +47,11 @@ def test_risk_threshold_is_the_largest_coverage_meeting_the_target(rows, target)
         assert 1 - correct[acc].float().mean() <= target + 1e-12
 
 
-def test_risk_unreachable_target_abstains_on_everything_with_a_warning():
+def test_risk_unreachable_target_abstains_on_everything_with_a_log_line(caplog):
     sel = build_selector({"name": "risk", "target": 0.0})
-    with pytest.warns(UserWarning, match="abstaining on everything"):
+    with caplog.at_level("WARNING", logger="uqcompress.selection.risk"):
         sel.fit(torch.tensor([0.9, 0.8]), torch.tensor([False, True]))
+    assert "on the 2 calibration samples; abstaining on everything" in caplog.text
     assert not sel.accept(torch.tensor([1.0, 0.9])).any()
 
 

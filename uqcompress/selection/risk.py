@@ -2,7 +2,7 @@
 
 Samples are sorted by confidence (descending); a threshold can only cut between distinct confidence values, so ties
 are accepted or rejected together. When even the most confident group exceeds the target, everything is rejected
-(threshold = +inf) and a warning says so. The pipeline reports calibration and test coverage / risk side by side,
+(threshold = +inf) and a log line says so. The pipeline reports calibration and test coverage / risk side by side,
 so a user sees whether the target held out of sample.
 
 Example:
@@ -15,12 +15,14 @@ Example:
 """
 from __future__ import annotations
 
-import warnings
+import logging
 
 import torch
 
 from uqcompress.selection import SELECTORS
 from uqcompress.selection.base import Selector
+
+log = logging.getLogger(__name__)
 
 
 def max_coverage_threshold(confidence: torch.Tensor, correct: torch.Tensor, target: float) -> float:
@@ -55,8 +57,9 @@ class RiskSelector(Selector):
     def fit(self, confidence, correct, out=None):
         self.threshold = max_coverage_threshold(confidence, correct, self.target)
         if self.threshold == float("inf"):
-            warnings.warn(f"selector=risk: no coverage reaches selective risk <= {self.target} on the calibration "
-                          "split; abstaining on everything")
+            # a log line, not a warning: the run silences torch's UserWarning chatter around this step
+            log.warning("selector=risk: no coverage reaches selective risk <= %s on the %d calibration samples; "
+                        "abstaining on everything", self.target, len(confidence))
         return self
 
     def state(self) -> dict:
