@@ -43,6 +43,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -362,7 +363,7 @@ def _unexpected(payload: Any, expect: dict | None) -> str | None:
     if "shape" in expect:
         want = tuple(expect["shape"])
         if len(want) != len(shape) or any(w is not None and w != s for w, s in zip(want, shape)):
-            return f"has shape {shape}, expected {tuple('*' if w is None else w for w in want)}"
+            return f"has shape {shape}, expected ({', '.join('*' if w is None else str(w) for w in want)})"
     if "rows" in expect and (not shape or shape[0] != expect["rows"]):
         return f"has shape {shape}, expected {expect['rows']} rows"
     if "cols" in expect and (len(shape) < 2 or shape[-1] != expect["cols"]):
@@ -398,7 +399,9 @@ def _read(path: Path, kind: str, key: str, expect: dict | None, check: Callable[
     if not path.is_file():
         return None, "is not a regular file"
     try:
-        env = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's chatter about a foreign file's pickle protocol, storages
+            env = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, garbage, a pickle of foreign objects
         return None, f"is unreadable ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:120]})"
     if not isinstance(env, dict) or "format" not in env:

@@ -75,11 +75,13 @@ def need_namespace() -> None:
         pytest.skip(f"cannot mount a full or read-only folder here: {reason}")
 
 
-def full_disk(folder: Path, size: str) -> tuple[str, ...]:
-    """A command prefix that runs its command with a ``size`` tmpfs mounted on ``folder`` (a real full disk)."""
+def full_disk(folder: Path, size: str, then: str = "") -> tuple[str, ...]:
+    """A command prefix that runs its command with a ``size`` tmpfs mounted on ``folder`` (a real full disk);
+    ``then`` is a shell command run afterwards inside the namespace (the tmpfs goes with it), its output on stderr."""
     folder.mkdir(parents=True, exist_ok=True)
+    after = f'"$@"; rc=$?; {then} >&2; exit $rc' if then else 'exec "$@"'
     return ("unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
-            f'mount -t tmpfs -o size={size} tmpfs "{folder}" && exec "$@"', "sh")
+            f'mount -t tmpfs -o size={size} tmpfs "{folder}" && {after}', "sh")
 
 
 def read_only(folder: Path) -> tuple[str, ...]:
