@@ -115,6 +115,7 @@ def run_job(cfg: DictConfig) -> float | None:
     from uqcompress.cache import describe_os_error, set_cache_dir
 
     keep_freed_memory()  # large per-batch activations reuse memory instead of page-faulting (see _malloc)
+    _log_file_faults_once()
     conf = OmegaConf.to_container(cfg, resolve=True)
     set_cache_dir(conf.get("cache_dir"))
     out_dir, multirun = _hydra_state()
@@ -191,6 +192,10 @@ def _run(conf: dict, out_dir: Path, fp: str) -> float | None:
 
 
 # ------------------------------------------------------------------------------------------- the Hydra callback
+#: an output folder with less free space cannot even take Hydra's config copies and the log: refused up front
+MIN_FREE_BYTES = 64 * 1024
+
+
 def unwritable_reason(folder: str | os.PathLike) -> str | None:
     """Why ``folder`` (existing or to be created) cannot be written, else None; creates nothing.
 
@@ -203,13 +208,34 @@ def unwritable_reason(folder: str | os.PathLike) -> str | None:
         p = p.parent
     if not p.is_dir():
         return f"{p}: not a directory"
-    if os.access(p, os.W_OK | os.X_OK):
-        return None
     try:
-        read_only = bool(os.statvfs(p).f_flag & os.ST_RDONLY)
+        st = os.statvfs(p)
     except OSError:
-        read_only = False
-    return f"{p}: {'read-only file system' if read_only else 'permission denied'}"
+        st = None
+    if not os.access(p, os.W_OK | os.X_OK):
+        read_only = st is not None and bool(st.f_flag & os.ST_RDONLY)
+        return f"{p}: {'read-only file system' if read_only else 'permission denied'}"
+    if st is not None and st.f_bavail * st.f_frsize < MIN_FREE_BYTES:
+        return f"{p}: no space left on device ({st.f_bavail * st.f_frsize // 1024} KiB free)"
+    return None
+
+
+def _log_file_faults_once() -> None:
+    """A log file on a full or vanished disk: one warning line, not a traceback per log record."""
+    from uqcompress.cache import describe_os_error
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and not getattr(handler, "_uq_quiet", False):
+            def once(record: logging.LogRecord, handler: logging.FileHandler = handler) -> None:
+                if not handler._uq_warned:
+                    handler._uq_warned = True
+                    e = sys.exc_info()[1]
+                    cause = describe_os_error(OSError(e.errno, e.strerror, handler.baseFilename)) \
+                        if isinstance(e, OSError) else f"{handler.baseFilename}: {type(e).__name__}: {e}"
+                    print(f"uqcompress: warning: cannot write the log file ({cause}); logging to the console only",
+                          file=sys.stderr)
+
+            handler.handleError, handler._uq_quiet, handler._uq_warned = once, True, False
 
 
 #: filled by :class:`SweepStatus` at the end of a sweep, read by ``uqcompress.__main__.main`` for the exit status

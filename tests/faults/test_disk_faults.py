@@ -90,6 +90,16 @@ def test_read_only_output_folder_is_refused_before_any_work(tmp_path):
     assert not any(ro.iterdir())
 
 
+def test_read_only_sweep_folder_is_refused_before_any_work(tmp_path):
+    need_namespace()
+    ro = tmp_path / "ro"
+    r = cli("--multirun", "quant=none,int8", *FAST, f"hydra.sweep.dir={ro / 'sweep'}", cache=tmp_path / "cache",
+            prefix=read_only(ro))
+    assert _one_error(r) == (f"uqcompress: error: cannot write the output folder {ro / 'sweep'} "
+                             f"({ro}: read-only file system)")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_output_folder_of_another_user_is_refused(tmp_path):
     prefix = as_nobody()
     top = world_dir()
@@ -108,11 +118,50 @@ def test_full_output_folder_is_one_line_and_leaves_no_half_file(finished_sweep, 
     cache, _, _, _ = copy_sweep(finished_sweep, tmp_path)
     disk = tmp_path / "disk"
     r = cli(*FAST, f"hydra.run.dir={disk / 'out'}", cache=cache,
-            prefix=full_disk(disk, "48k", then=f'echo LEFT: $(ls -A "{disk / "out"}")'))  # predictions: ~60 kB
+            prefix=full_disk(disk, "64k", then=f'echo LEFT: $(ls -A "{disk / "out"}")'))  # predictions: 52 kB
     *lines, left = r.stderr.strip().splitlines()
     r.stderr = "\n".join(lines)
     assert _one_error(r) == f"uqcompress: error: {disk / 'out' / 'predictions.csv'}: no space left on device"
     assert left == "LEFT: .hydra __main__.log"  # no results, no half-written or temp file
+
+
+def test_nearly_full_output_folder_is_refused_before_any_work(tmp_path):
+    need_namespace()
+    disk = tmp_path / "disk"
+    r = cli(*FAST, f"hydra.run.dir={disk / 'out'}", cache=tmp_path / "cache", prefix=full_disk(disk, "16k"))
+    assert _one_error(r) == (f"uqcompress: error: cannot write the output folder {disk / 'out'} "
+                             f"({disk}: no space left on device (16 KiB free))")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_log_file_that_cannot_be_written_is_one_warning(tmp_path, capsys):
+    """The disk fills up under a running job: its log file fails on every record (before: 144 lines of "--- Logging
+    error ---" tracebacks for one run); now one warning, and the console log goes on."""
+    import errno
+    import logging
+
+    from uqcompress.app import _log_file_faults_once
+
+    class FullDisk:
+        def write(self, s):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    handler = logging.FileHandler(tmp_path / "job.log", delay=True)
+    handler.stream = FullDisk()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        _log_file_faults_once()
+        for i in range(3):
+            logging.getLogger("uqcompress").warning("record %d", i)
+    finally:
+        root.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert err == (f"uqcompress: warning: cannot write the log file ({tmp_path / 'job.log'}: no space left on "
+                   "device); logging to the console only\n")
 
 
 def test_torch_save_on_a_full_disk_names_the_file_and_the_cause(tmp_path):
