@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 import uqcompress.cache as C
-from uqcompress.cache import cached, cached_entry, entry_path, read_events
+from uqcompress.cache import cached, entry_path, read_events
 from uqcompress.compress._state import cached_state_path, calibrated_module
 from uqcompress.models.base import cached_weights
 

@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 
-import pytest
 
 from fault_helpers import (FAST, ROOT, as_nobody, cli, copy_sweep, env, full_disk, need_namespace, numbers,
                            read_only, warnings_in, world_dir)
