@@ -78,3 +78,35 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     atomic_torch_save({"w": torch.zeros(1)}, tmp_path / "p.pt")
     assert (tmp_path / "results.json").stat().st_mode & 0o777 == expected
     assert (tmp_path / "p.pt").stat().st_mode & 0o777 == expected
+
+
+@pytest.mark.parametrize("module", ["uqcompress.cache", "uqcompress.app", "uqcompress.report.results",
+                                    "uqcompress.compress._state"])
+def test_docstring_examples(module, tmp_cache):
+    """The runnable examples (``cached``'s interface among them) are correct."""
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_disk_errors_in_words():
+    import errno
+
+    from uqcompress.cache import describe_os_error
+
+    for code, words in [(errno.ENOSPC, "no space left on device"), (errno.EROFS, "read-only file system"),
+                        (errno.EACCES, "permission denied"), (errno.EDQUOT, "disk quota exceeded")]:
+        assert describe_os_error(OSError(code, os.strerror(code), "/d/f")) == f"/d/f: {words}"
+    assert describe_os_error(OSError(errno.ENOSPC, "No space left on device")) == "no space left on device"
+
+
+def test_read_events_skips_a_torn_line(tmp_cache):
+    from uqcompress.cache import log_event, read_events
+
+    log_event("compute", "logits", "a", split="test")
+    with open(tmp_cache / "events.jsonl", "a") as f:
+        f.write('{"event": "comp\n')  # a line cut short (a full disk took its end)
+    log_event("compute", "logits", "b")
+    assert [e["key"] for e in read_events("logits", "compute")] == ["a", "b"]

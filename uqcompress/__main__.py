@@ -1,5 +1,10 @@
-"""``python -m uqcompress [overrides]``: the Hydra app. ``--multirun`` sweeps; ``--help`` lists config groups."""
+"""``python -m uqcompress [overrides]``: the Hydra app. ``--multirun`` sweeps; ``--help`` lists config groups.
+
+Exit status: 0 on success, 2 for a one-line user or disk error, 1 when a sweep had failed jobs (listed in one line).
+"""
 from __future__ import annotations
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -18,6 +23,12 @@ def app(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     app()
+    from uqcompress.app import sweep_failure_line
+
+    line = sweep_failure_line()
+    if line:
+        print(line, file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

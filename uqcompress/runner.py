@@ -312,7 +312,9 @@ class Runner:
         """Everything a scorer / selector asked for on one split, cached on disk: logits always, MC-dropout passes
         (``"mc"``, configured by ``options``: the uncertainty config) and head inputs (``"features"``) on demand.
 
-        Each real pass is logged in the cache's ``events.jsonl`` (kinds ``logits``, ``mc``, ``features``).
+        Each entry is checked on read against the shape it must have ((N, K) logits, (N, D) features, (T, N, K)
+        passes), float32 and finite (else recomputed, see :func:`uqcompress.cache.cached`); each real pass is logged
+        in the cache's ``events.jsonl`` (kinds ``logits``, ``mc``, ``features``).
         """
         from uqcompress.uncertainty.base import Outputs
         from uqcompress.uncertainty.mc import MCOptions
@@ -325,21 +327,25 @@ class Runner:
         split_key = split.fingerprint()
         base = (bundle.fingerprint, split_key, where, bundle.info.get("autocast"))
 
-        def entry(kind: str, compute: Callable[[], torch.Tensor], *key: Any) -> torch.Tensor:
+        k = bundle.num_classes
+
+        def entry(kind: str, compute: Callable[[], torch.Tensor], shape: tuple, *key: Any) -> torch.Tensor:
             def run() -> torch.Tensor:
                 log.info("%s: %s on %s (%d samples, %s)", kind, bundle.label, split_name, n, where)
                 return compute()
 
-            return cached(kind, fingerprint(kind, *base, *key), run, log=log.debug, model=bundle.label,
-                          split=split_name, device=where)
+            return cached(kind, fingerprint(kind, *base, *key), run, log=log.debug,
+                          expect={"type": torch.Tensor, "shape": shape, "dtype": torch.float32},
+                          model=bundle.label, split=split_name, device=where)
 
-        out = Outputs(entry("logits", lambda: self.logits(bundle, split.x, split=split_name)), split.y)
+        out = Outputs(entry("logits", lambda: self.logits(bundle, split.x, split=split_name), (n, k)), split.y)
         if "features" in needs:
-            out.features = entry("features", lambda: self.features(bundle, split.x, split=split_name), bundle.head)
+            out.features = entry("features", lambda: self.features(bundle, split.x, split=split_name), (n, None),
+                                 bundle.head)
         if "mc" in needs:
             opts = MCOptions.from_options(options)
-            out.mc_probs = entry("mc", lambda: self.mc_probs(bundle, split.x, opts, split=split_name), bundle.head,
-                                 opts.key())
+            out.mc_probs = entry("mc", lambda: self.mc_probs(bundle, split.x, opts, split=split_name),
+                                 (opts.samples, n, k), bundle.head, opts.key())
         return out
 
     # ---- latency ------------------------------------------------------------------------------------------------

@@ -141,9 +141,11 @@ def test_cli_npz_end_to_end_and_checkpoint_of_the_trained_model(cli, digits_npz,
     weights = list((session_cache / "models" / "small_cnn").glob("*.pt"))
     assert weights, "small_cnn weights were not cached"
     latest = max(weights, key=lambda p: p.stat().st_mtime)
+    ckpt = tmp_path / "trained.pt"  # a cache entry wraps the state_dict with what it is (uqcompress.cache)
+    torch.save(torch.load(latest, weights_only=True)["payload"], ckpt)
     out2 = tmp_path / "ckpt"
     common = [a for a in common if not a.startswith("model.")]  # model=checkpoint trains nothing
-    r2 = cli(*common, "model=checkpoint", f"model.path={latest}", "model.arch=small_cnn", f"hydra.run.dir={out2}")
+    r2 = cli(*common, "model=checkpoint", f"model.path={ckpt}", "model.arch=small_cnn", f"hydra.run.dir={out2}")
     assert r2.returncode == 0, r2.stderr[-3000:]
     res2 = json.loads((out2 / "results.json").read_text())
     assert res2["config.model"] == "checkpoint" and res2["info.baseline.arch"] == "small_cnn"

@@ -1,6 +1,4 @@
 """Selectors: fixed threshold, target selective risk (vs brute force), the MC-interval rule (vs a hand loop)."""
-import contextlib
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -39,8 +37,7 @@ def test_risk_threshold_is_the_largest_coverage_meeting_the_target(rows, target)
     conf = torch.tensor([r[0] / 6 for r in rows], dtype=torch.float64)   # many ties on purpose
     correct = torch.tensor([r[1] for r in rows])
     sel = build_selector({"name": "risk", "target": target})
-    with pytest.warns(UserWarning) if brute_force_risk_threshold(conf, correct, target) == float("inf") else contextlib.nullcontext():
-        sel.fit(conf, correct)
+    sel.fit(conf, correct)  # an unreachable target abstains with a log line (test below)
     assert sel.threshold == brute_force_risk_threshold(conf, correct, target)
     acc = sel.accept(conf)
     if acc.any():

@@ -23,34 +23,42 @@ from typing import Any, Callable
 
 from torch import nn
 
-from uqcompress.cache import atomic_torch_save, cache_dir, safe_torch_load
+from uqcompress.cache import cached_entry, entry_path
 
 log = logging.getLogger(__name__)
 
 
 def cached_state_path(scheme: str, key: str) -> Path:
     """Where :func:`calibrated_module` keeps the calibrated state of ``scheme`` under ``key``."""
-    return cache_dir() / "compressed" / scheme / f"{key}.pt"
+    return entry_path(f"compressed/{scheme}", key)
 
 
 def calibrated_module(scheme: str, key: str, build: Callable[[], nn.Module], calibrate: Callable[[nn.Module], Any],
                       finish: Callable[[nn.Module], nn.Module] = lambda m: m) -> tuple[nn.Module, bool]:
     """``finish(calibrate(build()))``, or on a cache hit ``finish(build())`` with the cached state loaded.
 
-    Returns ``(module, cache_hit)``. An unreadable or mismatching entry is recomputed, never trusted.
+    Returns ``(module, cache_hit)``. The state is a cache entry of kind ``compressed/<scheme>``: bound to its key,
+    verified by sha256, loaded only if it fits the rebuilt structure (else recomputed, with one warning), computed once
+    under a lock by concurrent jobs, and each calibration is a ``compute`` event of that kind in ``events.jsonl``.
     """
-    path = cached_state_path(scheme, key)
-    if path.is_file():
+    made: dict[str, nn.Module] = {}
+
+    def fits(state: Any) -> str | None:
+        module = finish(build())
         try:
-            state = safe_torch_load(path, what=f"cached {scheme} model")
-            module = finish(build())
             module.load_state_dict(state, strict=True)
-            log.info("quant=%s: loaded calibrated model from cache %s", scheme, path)
-            return module.eval(), True
-        except (ValueError, RuntimeError, KeyError) as e:
-            log.warning("quant=%s: ignoring unusable cache entry %s (%s)", scheme, path, str(e).splitlines()[0])
-    module = build()
-    calibrate(module)
-    module = finish(module).eval()
-    atomic_torch_save(module.state_dict(), path)
-    return module, False
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
+            return f"does not fit the {scheme} model ({(str(e).strip().splitlines() or [''])[0][:120]})"
+        made["module"] = module
+        return None
+
+    def compute() -> dict:
+        module = build()
+        calibrate(module)
+        made["module"] = finish(module)
+        return made["module"].state_dict()
+
+    _, hit = cached_entry(f"compressed/{scheme}", key, compute, check=fits, finite=False, scheme=scheme)
+    if hit:
+        log.info("quant=%s: loaded calibrated model from cache %s", scheme, cached_state_path(scheme, key))
+    return made["module"].eval(), hit

@@ -129,23 +129,27 @@ def require_modality(model_name: str, modality: str, data) -> None:
 
 def cached_weights(module: nn.Module, kind: str, key: str, train: Callable[[nn.Module], nn.Module],
                    log: Callable[[str], None] | None = None) -> nn.Module:
-    """Load ``module``'s trained state from the cache entry ``kind/key``, or ``train`` it and store the state."""
-    from uqcompress.cache import cache_dir, atomic_torch_save, safe_torch_load
+    """Load ``module``'s trained state from the cache entry ``kind/key``, or ``train`` it and store the state.
 
-    path = cache_dir() / kind / f"{key}.pt"
-    if path.is_file():
-        try:
-            module.load_state_dict(safe_torch_load(path, what=f"cached {kind}"))
-            if log:
-                log(f"loaded cached {kind} {path}")
-            return module.eval()
-        except (ValueError, RuntimeError) as e:
-            if log:
-                log(f"ignoring unusable cache entry {path}: {e}")
-    module = train(module)
-    atomic_torch_save(module.state_dict(), path)
+    The entry is bound to ``kind/key`` and verified by the sha256 of its tensors (see :func:`uqcompress.cache.cached`):
+    a state of another key, a random init swapped in, or one that does not fit ``module`` is retrained, never loaded.
+    Concurrent jobs wait for one training under a lock; each training is a ``compute`` event of kind ``kind``.
+    """
+    from uqcompress.cache import cached_entry, entry_path, state_mismatch
+
+    trained: dict[str, nn.Module] = {}
+
+    def _train() -> dict:
+        trained["module"] = train(module)
+        return trained["module"].state_dict()
+
+    state, hit = cached_entry(kind, key, _train, check=lambda s: state_mismatch(module, s))
+    if hit:
+        module.load_state_dict(state)
+    else:
+        module = trained["module"]
     if log:
-        log(f"trained {kind}; cached at {path}")
+        log(f"loaded cached {kind} {entry_path(kind, key)}" if hit else f"trained {kind} (cache key {key})")
     return module.eval()
 
 

@@ -1,5 +1,9 @@
 """Writing a run's results: flat ``results.json`` and per-sample ``predictions.csv``, both atomically.
 
+``results.json`` is written last (its presence marks a complete run) and records what the run was: ``run.fingerprint``
+(the resolved config that produced it and the uqcompress version, see :func:`uqcompress.app.run_fingerprint`),
+``run.uqcompress_version`` and ``run.predictions_sha256`` (binding the ``predictions.csv`` written with it).
+
 Example:
     >>> from uqcompress.report.results import flatten
     >>> flatten({"baseline": {"accuracy": 0.9}, "seed": 0})
@@ -7,6 +11,7 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -15,10 +20,17 @@ from typing import Any
 
 import pandas as pd
 
-from uqcompress.cache import atomic_write_text
+from uqcompress.cache import atomic_write_bytes, atomic_write_text, describe_os_error, file_sha256
 
 RESULTS = "results.json"
 PREDICTIONS = "predictions.csv"
+FINGERPRINT = "run.fingerprint"
+VERSION = "run.uqcompress_version"
+PREDICTIONS_SHA = "run.predictions_sha256"
+
+
+class UnreadableResults(ValueError):
+    """A ``results.json`` that cannot be read (truncated, not JSON, not a flat object); the message names the file."""
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -42,19 +54,51 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def write_results(run_dir: str | Path, metrics: dict[str, Any], predictions: pd.DataFrame | None = None) -> Path:
-    """Write ``results.json`` (flat keys, NaN as null) and ``predictions.csv`` into ``run_dir``; returns the json path."""
+def write_results(run_dir: str | Path, metrics: dict[str, Any], predictions: pd.DataFrame | None = None,
+                  run: dict[str, Any] | None = None) -> Path:
+    """Write ``predictions.csv`` and then ``results.json`` (flat keys, NaN as null, ``run`` under ``run.*``, the
+    predictions' sha256 as ``run.predictions_sha256``) into ``run_dir``; returns the json path.
+
+    Both files are written atomically; a disk fault raises ``OSError`` naming the file and leaves no half file.
+    """
     run_dir = Path(run_dir)
     flat = {k: _jsonable(v) for k, v in flatten(metrics).items()}
+    flat.update(flatten(run or {}, "run."))
     if predictions is not None:
         buf = io.StringIO()
         predictions.to_csv(buf, index=False)
-        atomic_write_text(run_dir / PREDICTIONS, buf.getvalue())
+        data = buf.getvalue().encode("utf-8")
+        flat[PREDICTIONS_SHA] = hashlib.sha256(data).hexdigest()
+        atomic_write_bytes(run_dir / PREDICTIONS, data)
     path = run_dir / RESULTS
     atomic_write_text(path, json.dumps(flat, indent=2, sort_keys=True))  # last: its presence marks a complete run
     return path
 
 
 def read_results(run_dir: str | Path) -> dict[str, Any]:
-    with open(Path(run_dir) / RESULTS) as f:
-        return {k: (float("nan") if v is None else v) for k, v in json.load(f).items()}
+    """The flat results of a run (null -> NaN); :class:`UnreadableResults` names a truncated or foreign file."""
+    path = Path(run_dir) / RESULTS
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UnreadableResults(f"{path} is unreadable (truncated or not JSON: {str(e).splitlines()[0]})") from None
+    except OSError as e:
+        raise UnreadableResults(f"{path} is unreadable ({describe_os_error(e).split(': ')[-1]})") from None
+    if not isinstance(data, dict):
+        raise UnreadableResults(f"{path} is unreadable (a JSON {type(data).__name__}, not an object of results)")
+    return {k: (float("nan") if v is None else v) for k, v in data.items()}
+
+
+def predictions_problem(run_dir: str | Path, results: dict[str, Any]) -> str | None:
+    """Why ``predictions.csv`` of a run does not belong to its ``results.json`` (missing, changed), else None.
+
+    Results written before the sha256 was recorded are taken as they are.
+    """
+    path = Path(run_dir) / PREDICTIONS
+    want = results.get(PREDICTIONS_SHA)
+    if not path.is_file():
+        return f"{path} is missing" if want else None
+    if want and file_sha256(path) != want:
+        return f"{path} does not match its results.json (sha256 differs: rewritten or truncated)"
+    return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Sequence
@@ -19,7 +20,9 @@ import pandas as pd
 from uqcompress import metrics as M
 from uqcompress.cache import atomic_write_text
 from uqcompress.report import plots
-from uqcompress.report.results import PREDICTIONS, RESULTS, read_results
+from uqcompress.report.results import PREDICTIONS, RESULTS, UnreadableResults, predictions_problem, read_results
+
+log = logging.getLogger(__name__)
 
 CONFIG_COLS = ["config.model", "config.quant", "config.uncertainty", "config.selector", "config.data", "config.ood"]
 METRIC_COLS = [
@@ -78,20 +81,41 @@ def _bootstrap(pred: pd.DataFrame, n_boot: int, seed: int = 0) -> dict[str, tupl
     return out
 
 
+def _failure(run: Path) -> str:
+    """The error a failed job recorded (``failed.json``), or why that file cannot be read."""
+    try:
+        info = json.loads((run / "failed.json").read_text())
+        return str(info.get("error", "?")) if isinstance(info, dict) else "failed.json is not a JSON object"
+    except (OSError, ValueError) as e:
+        return f"failed.json is unreadable ({type(e).__name__})"
+
+
 def summarize(runs: Sequence[Path], n_boot: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(summary of completed runs, table of failed runs)."""
+    """(summary of completed runs, table of failed runs).
+
+    A run whose ``results.json`` is unreadable (truncated, not JSON) is listed as failed, with one warning naming the
+    file; a ``predictions.csv`` that does not match its ``results.json`` gets no intervals or plots (one warning).
+    """
     rows, failed = [], []
     for r in runs:
         if (r / RESULTS).is_file():
-            res = read_results(r)
+            try:
+                res = read_results(r)
+            except UnreadableResults as e:
+                log.warning("uqcompress.report: %s; listed as failed (rerun the sweep to redo it)", e)
+                failed.append({"run": str(r), "error": str(e)})
+                continue
             row = {"run": str(r), **{c: res.get(c) for c in CONFIG_COLS + METRIC_COLS}}
-            if n_boot and (r / PREDICTIONS).is_file():
-                for k, (lo, hi) in _bootstrap(pd.read_csv(r / PREDICTIONS), n_boot).items():
+            bad = predictions_problem(r, res)
+            if bad:
+                log.warning("uqcompress.report: %s; its run is reported without intervals or plots", bad)
+            row["predictions"] = str(r / PREDICTIONS) if not bad and (r / PREDICTIONS).is_file() else None
+            if n_boot and row["predictions"]:
+                for k, (lo, hi) in _bootstrap(pd.read_csv(row["predictions"]), n_boot).items():
                     row[f"{k}.ci_low"], row[f"{k}.ci_high"] = lo, hi
             rows.append(row)
         elif (r / "failed.json").is_file():
-            info = json.loads((r / "failed.json").read_text())
-            failed.append({"run": str(r), "error": info.get("error", "?")})
+            failed.append({"run": str(r), "error": _failure(r)})
     summary = pd.DataFrame(rows)
     if len(summary):
         varying = [c for c in CONFIG_COLS if summary[c].nunique(dropna=False) > 1]
@@ -148,13 +172,14 @@ def write_report(dirs: Sequence[Path], out: Path | None = None, n_boot: int = 10
     atomic_write_text(out / "summary.md", to_markdown(summary, failed))
     paths = [out / "summary.csv", out / "summary.md"]
     if len(summary):
-        preds = {row.label: pd.read_csv(Path(row.run) / PREDICTIONS) for row in summary.itertuples()
-                 if (Path(row.run) / PREDICTIONS).is_file()}
+        preds = {row.label: pd.read_csv(row.predictions) for row in summary.itertuples()
+                 if isinstance(row.predictions, str)}
         if preds:
             paths.append(plots.risk_coverage(preds, out / "risk_coverage.png",
                                              title="Risk–coverage per run (baseline dashed)"))
             first_label, first = next(iter(preds.items()))
-            worst = summary.sort_values("compressed.flips").iloc[-1]["label"]
+            with_preds = summary[summary["label"].isin(preds)]
+            worst = with_preds.sort_values("compressed.flips").iloc[-1]["label"]
             paths.append(plots.reliability(preds[worst], out / "reliability.png",
                                            title=f"Reliability: baseline vs {worst}"))
             paths.append(plots.cascade_curves(preds, out / "cascade.png"))
