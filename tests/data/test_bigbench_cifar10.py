@@ -120,33 +120,6 @@ def test_cifar10_loader_splits_stratified_deterministic_and_disjoint(archive, mo
         load_dataset({"name": "cifar10", "splits": {"fit": 0.8, "test": 0.8}}, seed=0)
 
 
-def test_download_falls_back_to_the_registry_file_and_checks_its_hash(tmp_path, tmp_cache, monkeypatch):
-    src = tmp_path / "src.tar.gz"
-    make_archive(src, per_class=1)
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    monkeypatch.delenv(bigbench.ENV_VAR, raising=False)
-    monkeypatch.setattr(bigbench, "_pip_can_download", lambda: False)
-    monkeypatch.setattr(bigbench, "ARCHIVE_URL", src.as_uri())
-    monkeypatch.setattr(bigbench, "ARCHIVE_SHA256", "0" * 64)
-    with pytest.raises(bigbench.BigBenchUnavailable, match="sha256"):
-        bigbench.bigbench_archive()
-    assert not (tmp_cache / "bigbench" / bigbench.ARCHIVE_NAME).exists()  # nothing half-trusted left behind
-    monkeypatch.setattr(bigbench, "ARCHIVE_SHA256", digest)
-    got = bigbench.bigbench_archive()
-    assert got == tmp_cache / "bigbench" / bigbench.ARCHIVE_NAME and got.read_bytes() == src.read_bytes()
-
-
-def test_download_impossible_is_one_clear_line(tmp_cache, monkeypatch):
-    monkeypatch.delenv(bigbench.ENV_VAR, raising=False)
-    monkeypatch.setattr(bigbench, "_pip_can_download", lambda: False)
-    monkeypatch.setattr(bigbench, "ARCHIVE_URL", (tmp_cache / "missing.tar.gz").as_uri())
-    with pytest.raises(bigbench.BigBenchUnavailable) as e:
-        bigbench.bigbench_archive()
-    msg = str(e.value)
-    assert "\n" not in msg and "cannot download the bigbench 1.0.0 source archive" in msg
-    assert str(tmp_cache / "bigbench") in msg and bigbench.ENV_VAR in msg
-
-
 def test_env_var_names_a_local_archive(tmp_path, monkeypatch):
     path = tmp_path / "bb.tar.gz"
     path.write_bytes(b"x")
