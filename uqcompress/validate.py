@@ -54,8 +54,10 @@ def validate_config(cfg: dict) -> None:
     for group in GROUPS:
         if isinstance(cfg.get(group), dict):
             problems += validate_group(group, cfg)
-    if not problems:  # modality checks need valid names
+    try:
         problems += _modalities(cfg)
+    except KeyError:  # an unknown name, already reported
+        pass
     if problems:
         head = f"{len(problems)} problems in the config: " if len(problems) > 1 else ""
         raise ConfigError(head + "; ".join(problems))

@@ -193,15 +193,15 @@ def check_classes(data: DataBundle, where: str = "data") -> None:
     present = torch.unique(torch.cat(labels)) if labels else torch.empty(0, dtype=torch.long)
     n = sum(len(s) for s in data.splits.values())
     if data.num_classes is not None and data.num_classes < 2:
-        k = int(data.num_classes)
+        has = f"has {int(data.num_classes)} class{'es' if data.num_classes != 1 else ''}"
     elif len(present) < 2:
-        k = len(present)
+        has = f"has samples of {len(present)} of its {data.num_classes} classes"
     else:
         return
     names = [data.class_names[int(i)] if int(i) < len(data.class_names) else str(int(i)) for i in present]
     which = f" (label '{names[0]}' in all {n} samples)" if len(names) == 1 else ""
-    raise ValueError(f"{where} set '{data.name}' has {k} class{'es' if k != 1 else ''}{which}; a classifier needs at "
-                     f"least 2: add samples of another class")
+    raise ValueError(f"{where} set '{data.name}' {has}{which}; a classifier needs at least 2: add samples of another "
+                     f"class")
 
 
 def conform_images(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
