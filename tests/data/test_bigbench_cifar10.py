@@ -11,6 +11,7 @@ import torch
 
 from uqcompress.data import bigbench, cifar10, load_dataset
 
+from tests.data.real_bigbench import real_bigbench  # noqa: F401  (fixture)
 from tests.data.synthetic_bigbench import make_archive
 
 CLASSES = cifar10.CLASSES
@@ -138,11 +139,10 @@ def test_unreadable_archive_says_delete_it(tmp_path, tmp_cache, monkeypatch):
         bigbench.read_task_files("cifar10_classification")
 
 
-@pytest.mark.skipif(not (Path.home() / ".cache/uqcompress/datasets/cifar10_test.npz").is_file(),
-                    reason="the real CIFAR-10 arrays are not in the user cache (run data=cifar10 once)")
-def test_real_cifar10_in_user_cache_has_1000_per_class_and_passes_checksum():
-    with np.load(Path.home() / ".cache/uqcompress/datasets/cifar10_test.npz") as z:
-        x, y = z["images"], z["labels"]
+def test_real_cifar10_from_the_real_archive_has_1000_per_class_and_passes_checksum(real_bigbench):
+    x, y = cifar10.cifar10_arrays()  # extracted from the real archive, decoded, checked against cifar10.SHA256
     assert x.shape == (10000, 32, 32, 3) and x.dtype == np.uint8
     assert np.bincount(y).tolist() == [1000] * 10
     assert cifar10.arrays_sha256(x, y) == cifar10.SHA256
+    d = load_dataset({"name": "cifar10"}, seed=0)
+    assert {k: len(s) for k, s in d.splits.items()} == {"fit": 1500, "calibration": 1000, "test": 2000}
