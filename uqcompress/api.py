@@ -268,11 +268,9 @@ def evaluate(
     data = DataBundle("user_data", _modality(cal.x), base.num_classes, splits)
     cfg = _merge(DEFAULTS, {**options, "uncertainty": _cfg(uncertainty, DEFAULTS["uncertainty"]),
                             "selector": _cfg(selector, DEFAULTS["selector"])})
-    from uqcompress.validate import CalibrationWarning, calibration_warnings, validate_group
+    from uqcompress.validate import CalibrationWarning, calibration_warnings, validate_config
 
-    problems = validate_group("uncertainty", cfg) + validate_group("selector", cfg)
-    if problems:
-        raise ValueError("; ".join(problems))
+    validate_config(cfg)  # options, ranges, scorer and selector, before the model is compressed
     for msg in calibration_warnings(cfg["selector"], len(cal)):
         warnings.warn(msg, CalibrationWarning, stacklevel=2)
     if cfg.get("threads"):  # as in the CLI (pipeline.run_config)

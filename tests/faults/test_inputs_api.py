@@ -101,3 +101,13 @@ def test_a_model_with_one_output_is_refused_with_the_fix():
     one = nn.Linear(8, 1).eval()
     msg = one_line_error(one, data(50, 1), data(50, 2))
     assert msg.startswith("model returns 1 logit per sample; uqcompress needs one logit per class")
+
+
+def test_options_are_checked_before_compressing(model):
+    from uqcompress.validate import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^2 problems in the config: seed=-1 must be a whole number >= 0; selector "
+                                          r"'coverage' has no option 'targt'; its options: target \(did you mean "
+                                          r"selector.target\?\)$"):
+        uqcompress.evaluate(model, data(50, 1), data(50, 2), selector={"name": "coverage", "targt": 0.5}, seed=-1,
+                            progress=False)
