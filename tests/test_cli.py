@@ -66,7 +66,6 @@ def test_unknown_registered_name_is_one_line(cli, tmp_path):
 def installed(tmp_path_factory):
     """The repo installed the way a user gets it (a built wheel, not editable) into a folder of its own: its console
     scripts, and a PYTHONPATH that sees only that copy of uqcompress (dependencies come from this interpreter)."""
-    import importlib.util
     import shutil
     import subprocess
     import sys
@@ -77,7 +76,8 @@ def installed(tmp_path_factory):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "uqcompress", src / "uqcompress", ignore=shutil.ignore_patterns("__pycache__"))
-    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    # this interpreter's setuptools builds the wheel when it can (>= 70.1 needs no `wheel` package): no download
+    isolation = ["--no-build-isolation"] if setuptools_version() >= (70, 1) else []
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *isolation, "--target",
                         str(target), str(src)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -102,6 +102,15 @@ def test_installed_console_scripts_answer_help(installed, tmp_path):
     assert r.returncode == 0 and "ood:\n  name: none" in r.stdout, r.stderr[-3000:]
     import_path = run(sys_executable(), "-c", "import uqcompress; print(uqcompress.__file__)").stdout.strip()
     assert import_path == str(target / "uqcompress" / "__init__.py")
+
+
+def setuptools_version() -> tuple[int, ...]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return tuple(int(p) for p in version("setuptools").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return (0,)
 
 
 def sys_executable() -> str:
