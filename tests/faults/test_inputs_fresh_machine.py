@@ -124,6 +124,9 @@ def test_archive_comes_from_the_index_in_pips_config_once(fresh, tmp_path, monke
         monkeypatch.setenv("PIP_CONFIG_FILE", str(pip_conf(tmp_path, f"{index.url}/simple", [empty])))
         got = bigbench.bigbench_archive()
         assert got == fresh / "bigbench" / NAME and got.read_bytes() == payload
+        from uqcompress.cache import _FILE_MODE
+
+        assert got.stat().st_mode & 0o777 == _FILE_MODE  # readable like any other cache file, not pooch's 0o600
         assert index.file_gets == 1 and "application/vnd.pypi.simple.v1+json" in index.page_accepts[0]
         assert bigbench.bigbench_archive() == got and index.file_gets == 1  # once per machine
         # and the whole chain works: the CIFAR-10 task is read out of the downloaded archive

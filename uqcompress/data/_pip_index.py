@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from uqcompress.cache import file_sha256
+from uqcompress.cache import _FILE_MODE, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +245,7 @@ def download(file: IndexFile, dest: Path, sha256: str, progress: bool = True, ce
         downloader = pooch.HTTPDownloader(progressbar=bar if not bar.disable else False, timeout=TIMEOUT_S, **kwargs)
         pooch.retrieve(file.url, known_hash=f"sha256:{sha256}", fname=dest.name, path=dest.parent,
                        downloader=downloader)
+    os.chmod(dest, _FILE_MODE)  # pooch's temp file is 0o600; a shared cache stays readable like any other file
 
 
 __all__ = ["IndexFile", "download", "find_file", "normalize", "parse_simple_page", "pip_cert", "pip_config",
