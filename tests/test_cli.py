@@ -1,8 +1,12 @@
-"""The Hydra app end to end on a small slice of the embedded default (real MNIST + animal silhouettes)."""
+"""The Hydra app end to end on a small slice of the embedded default (real MNIST + animal silhouettes), the installed
+console scripts, and the real BIG-bench paths (CIFAR-10 with a pretrained backbone, SmolLM2 on multiple choice)."""
 import json
+import os
 
 import pandas as pd
 import pytest
+
+from tests.data.real_bigbench import real_bigbench  # noqa: F401  (fixture)
 
 
 FAST = ["limit=300", "ood.limit=200", "model.epochs=6", "model.batch_size=32", "progress=false", "latency.repeats=2"]
@@ -55,3 +59,87 @@ def test_unknown_registered_name_is_one_line(cli, tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("uqcompress: error: unknown model 'nope'; choose one of:")
     assert not (tmp_path / "results.json").exists()
+
+
+# ---- issue 16 case 11: the console scripts, as installed --------------------------------------------------------
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The repo installed the way a user gets it (a built wheel, not editable) into a folder of its own: its console
+    scripts, and a PYTHONPATH that sees only that copy of uqcompress (dependencies come from this interpreter)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    src, target = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("installed")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "uqcompress", src / "uqcompress", ignore=shutil.ignore_patterns("__pycache__"))
+    # this interpreter's setuptools builds the wheel when it can (>= 70.1 needs no `wheel` package): no download
+    isolation = ["--no-build-isolation"] if setuptools_version() >= (70, 1) else []
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *isolation, "--target",
+                        str(target), str(src)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(PYTHONPATH=str(target), CI="true")
+    return target, env
+
+
+def test_installed_console_scripts_answer_help(installed, tmp_path):
+    import subprocess
+
+    target, env = installed
+    run = lambda *a: subprocess.run(a, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)  # noqa: E731
+    r = run(str(target / "bin" / "uqcompress"), "--help")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.startswith("uqcompress is powered by Hydra.")
+    assert "model: checkpoint, efficientnet_lite0" in r.stdout and "ood: animal_mnist" in r.stdout
+    r = run(str(target / "bin" / "uqcompress-report"), "--help")
+    assert r.returncode == 0 and r.stdout.startswith("usage: python -m uqcompress.report"), r.stderr[-3000:]
+    # the scripts ran the installed copy (its configs included), not this checkout
+    r = run(str(target / "bin" / "uqcompress"), "model=smollm2", "data=bigbench_mc", "--cfg", "job")
+    assert r.returncode == 0 and "ood:\n  name: none" in r.stdout, r.stderr[-3000:]
+    import_path = run(sys_executable(), "-c", "import uqcompress; print(uqcompress.__file__)").stdout.strip()
+    assert import_path == str(target / "uqcompress" / "__init__.py")
+
+
+def setuptools_version() -> tuple[int, ...]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return tuple(int(p) for p in version("setuptools").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return (0,)
+
+
+def sys_executable() -> str:
+    import sys
+
+    return sys.executable
+
+
+# ---- issue 16 case 10: CI runs the real BIG-bench paths (make test fetches the archive once per machine) ---------
+@pytest.mark.slow
+def test_real_llm_run_on_bigbench_multiple_choice(cli, tmp_path, real_bigbench):
+    r = cli("model=smollm2", "data=bigbench_mc", "quant=int8_dynamic", "data.limit=8", "progress=false", "plots=false",
+            "model.latency.repeats=1", "model.latency.warmup=0", f"hydra.run.dir={tmp_path}",
+            timeout=1800)  # ~1.5 min alone on 2 cores (GGUF -> float32 once per cache); 10+ min seen on a loaded machine
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["config.model"] == "smollm2" and res["config.data"] == "bigbench_mc" and res["config.ood"] == "none"
+    assert res["n_test"] + res["n_calibration"] == 8 and res["n_ood"] == 0
+    assert res["baseline.model_size_bytes"] > 4e8  # 135M float32 weights: the real model ran
+    assert 0 <= res["compressed.flips"] <= 1 and res["compressed.kl"] >= 0
+    assert f"CalibrationWarning: calibration split has {res['n_calibration']} samples" in r.stderr
+
+
+@pytest.mark.slow
+def test_real_cifar10_run_with_a_pretrained_backbone(cli, tmp_path, real_bigbench):
+    r = cli("model=efficientnet_lite0", "data=cifar10", "quant=int8", "limit=100", "ood.limit=50",
+            "model.image_size=64", "latency.repeats=1", "progress=false", "plots=false", f"hydra.run.dir={tmp_path}",
+            timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["config.data"] == "cifar10" and res["n_test"] == 100 and res["n_ood"] == 50
+    assert res["baseline.accuracy"] > 0.25 and res["compressed.accuracy"] > 0.25  # 10 classes: chance is 0.1

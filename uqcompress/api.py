@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import logging
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -31,6 +32,8 @@ from uqcompress.data.base import DataBundle, Split
 from uqcompress.models.base import ModelBundle, find_head, module_device
 from uqcompress.pipeline import DEFAULTS, RunResult, _merge, evaluate_bundles
 from uqcompress.runner import Runner
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -132,15 +135,91 @@ def bundle_from_module(model: nn.Module | ModelBundle, example: Split, prepare: 
     bundle = ModelBundle(model.eval(), name or type(model).__name__,
                          fingerprint("user_model", type(model).__name__, model.state_dict()), _modality(example.x), 0,
                          prepare=prep, head=find_head(model))
-    out = (runner or Runner("cpu", progress=False)).logits(bundle, example.x[:2], split="probe")
+    try:
+        out = (runner or Runner("cpu", progress=False)).logits(bundle, example.x[:2], split="probe")
+    except (RuntimeError, TypeError, ValueError, IndexError) as e:  # the probe: one line, not the model's traceback
+        if isinstance(e, ValueError) and "NaN/inf" in str(e):  # the runner's own one-line check
+            raise
+        raise ValueError(probe_error(model, example.x, e, prepared=prepare is not None)) from None
     if out.dim() != 2:
         raise ValueError(f"model returned shape {tuple(out.shape)}; expected logits of shape (batch, classes)")
+    if out.shape[1] < 2:
+        raise ValueError(f"model returns {out.shape[1]} logit per sample; uqcompress needs one logit per class "
+                         f"(batch, K >= 2): for a binary classifier with one output, return torch.cat([-z, z], 1)")
     bundle.num_classes = int(out.shape[1])
     return bundle
 
 
 def _identity(x: Any) -> Any:
     return x
+
+
+#: layers whose first occurrence tells the input a model expects (what :func:`probe_error` reads)
+_FIRST_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
+
+
+def first_layer(model: nn.Module) -> nn.Module | None:
+    """The first Linear / Conv / Embedding in registration order (usually the first one applied)."""
+    return next((m for m in model.modules() if isinstance(m, _FIRST_LAYERS)), None)
+
+
+def probe_error(model: nn.Module, x: Any, err: Exception, prepared: bool = False) -> str:
+    """One line for a model that failed on 2 calibration inputs: expected vs actual width / channels / dtype read
+    from the model's first Linear / Conv / Embedding, else the shape, dtype and the error's first line."""
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if not isinstance(x, torch.Tensor) or prepared:
+        return f"model failed on 2 calibration inputs ({type(err).__name__}: {first})"
+    shape, dt = tuple(x.shape), str(x.dtype).replace("torch.", "")
+    layer = first_layer(model)
+    got = f"calibration inputs have shape {shape} and dtype {dt}"
+    if isinstance(layer, nn.Linear) and (x.dim() < 2 or x.shape[-1] != layer.in_features):
+        return f"{got}: width {shape[-1] if x.dim() else '?'}, but the model's first layer Linear(in_features=" \
+               f"{layer.in_features}) expects width {layer.in_features} in the last dimension"
+    if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        rank = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(layer)]
+        want = "(N, " + ", ".join([str(layer.in_channels)] + ["H", "W", "D"][:rank]) + ")"
+        if x.dim() != rank + 2 or x.shape[1] != layer.in_channels:
+            return f"{got}, but the model's first layer {type(layer).__name__}(in_channels={layer.in_channels}) " \
+                   f"expects {want}"
+    if isinstance(layer, nn.Embedding) and (x.is_floating_point() or x.is_complex()):
+        return f"{got}, but the model's first layer Embedding expects integer token ids"
+    weight = getattr(layer, "weight", None)
+    if isinstance(weight, torch.Tensor) and x.is_floating_point() and weight.dtype != x.dtype:
+        return f"{got}, but the model's weights are {str(weight.dtype).replace('torch.', '')}; cast the inputs"
+    return f"model failed on 2 calibration inputs of shape {shape}, dtype {dt} ({type(err).__name__}: {first})"
+
+
+def _model_dtype(model: Any) -> torch.dtype | None:
+    """The floating dtype of a plain module's weights (None for a ModelBundle or a module without float weights)."""
+    if not isinstance(model, nn.Module):
+        return None
+    return next((t.dtype for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()), None)
+
+
+def conform_inputs(splits: dict[str, Split], dtype: torch.dtype | None) -> dict[str, Split]:
+    """Cast floating tensor inputs to the model's weight dtype and check every split has the calibration split's
+    rank and width (features of 2-D inputs, channels of images); spatial sizes may differ (fully convolutional
+    models). One line naming both shapes otherwise.
+
+    Casts: float16 / bfloat16 -> float32 is exact; float64 -> float32 rounds to float32's 24-bit precision (relative
+    error <= 6e-8, as for numpy inputs); integer inputs (token ids) are never cast.
+    """
+    ref = splits["calibration"].x
+    out = {}
+    for name, s in splits.items():
+        x = s.x
+        if isinstance(x, torch.Tensor) and isinstance(ref, torch.Tensor) and x.dim() > 1 and \
+                (x.dim() != ref.dim() or x.shape[1] != ref.shape[1]):
+            what = "width" if ref.dim() == 2 else "channels"
+            raise ValueError(f"{name} inputs have shape {tuple(x.shape)} but calibration inputs have "
+                             f"{tuple(ref.shape)}: the same rank and {what} (dimension 1) are needed")
+        if dtype is not None and isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != dtype:
+            exact = torch.finfo(x.dtype).bits < torch.finfo(dtype).bits and torch.finfo(x.dtype).max <= torch.finfo(dtype).max
+            log.info("%s inputs cast %s -> %s (%s)", name, str(x.dtype).replace("torch.", ""),
+                     str(dtype).replace("torch.", ""), "exact" if exact else "rounded")
+            s = Split(x.to(dtype), s.y)
+        out[name] = s
+    return out
 
 
 def _cfg(value: str | dict | None, default: dict) -> dict:
@@ -185,17 +264,25 @@ def evaluate(
     unknown = set(options) - set(DEFAULTS)
     if unknown:
         raise TypeError(f"unknown option(s) {sorted(unknown)}; choose from: {', '.join(sorted(DEFAULTS))}")
-    cal = to_split(calibration, "calibration")
-    tst = to_split(test, "test")
-    splits = {"calibration": cal, "test": tst}
+    splits = {"calibration": to_split(calibration, "calibration"), "test": to_split(test, "test")}
     if fit is not None:
         splits["fit"] = to_split(fit, "fit")
+    if ood is not None:
+        splits["ood"] = to_split(ood, "ood", labeled=False)
+    if prepare is None:  # raw tensors go straight into the model: its dtype, the calibration split's shape
+        splits = conform_inputs(splits, _model_dtype(model))
+    ood_split = splits.pop("ood", None)
+    cal = splits["calibration"]
     cfg = _merge(DEFAULTS, {**options, "uncertainty": _cfg(uncertainty, DEFAULTS["uncertainty"]),
                             "selector": _cfg(selector, DEFAULTS["selector"])})
+    from uqcompress.validate import CalibrationWarning, calibration_warnings, validate_config
+
+    validate_config(cfg)  # options, ranges, scorer and selector, before the model is compressed
+    for msg in calibration_warnings(cfg["selector"], len(cal)):
+        warnings.warn(msg, CalibrationWarning, stacklevel=2)
     runner = Runner(cfg["device"], int(cfg.get("batch_size") or 256), cfg["progress"])
     base = runner.place(bundle_from_module(_on(model, runner.device), cal, prepare, runner=runner))
     data = DataBundle("user_data", _modality(cal.x), base.num_classes, splits)
-    ood_split = None if ood is None else to_split(ood, "ood", labeled=False)
     if cfg.get("threads"):  # as in the CLI (pipeline.run_config)
         torch.set_num_threads(int(cfg["threads"]))
     if compressed is not None:

@@ -30,6 +30,7 @@ from uqcompress.runner import Runner, device_name, resolve_device
 from uqcompress.selection import build_selector
 from uqcompress.uncertainty import build_scorer
 from uqcompress.uncertainty.base import Outputs
+from uqcompress.validate import validate_config
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,27 @@ def _merge(defaults: dict, cfg: dict) -> dict:
 
 
 def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
-    """The ID data bundle and the OOD split (conformed to the ID input shape), honouring ``limit``."""
+    """The ID data bundle and the OOD split (conformed to the ID input shape), honouring ``limit``.
+
+    Refuses an ID data set with fewer than 2 classes (one line naming it) and warns
+    (:class:`~uqcompress.validate.CalibrationWarning`) when the calibration split is too small for the selector's
+    target (:func:`~uqcompress.validate.calibration_warnings`).
+    """
+    from uqcompress.data.base import check_classes
+    from uqcompress.validate import CalibrationWarning, calibration_warnings
+
     data = load_dataset(dict(cfg["data"]), cfg["seed"])
     limit = cfg.get("limit")
-    if limit:
+    if limit is not None:  # validated >= 1 up front; 0 is not "no limit"
         data.splits = {k: s.head(int(limit)) for k, s in data.splits.items()}
+    try:
+        check_classes(data)
+    except ValueError as e:
+        if limit is None:
+            raise
+        raise ValueError(f"{e} (limit={limit} keeps at most {limit} samples per split)") from None
+    for msg in calibration_warnings(dict(cfg.get("selector") or DEFAULTS["selector"]), len(data["calibration"])):
+        warnings.warn(msg, CalibrationWarning, stacklevel=2)
     ood = None
     ood_cfg = dict(cfg.get("ood") or {"name": "none"})
     if ood_cfg.get("name", "none") != "none":
@@ -93,8 +110,8 @@ def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
             raise ValueError(f"ood set '{ood_bundle.name}' is {ood_bundle.modality} but data set '{data.name}' is "
                              f"{data.modality}")
         ood = ood_bundle["test"]
-        n = ood_cfg.get("limit") or limit
-        if n:
+        n = ood_cfg.get("limit") if ood_cfg.get("limit") is not None else limit
+        if n is not None:
             g = np.random.default_rng(cfg["seed"]).permutation(len(ood))[: int(n)]
             ood = ood.subset(np.sort(g))
         # covariate shift (same classes, labelled, e.g. ood=cifar10_c) keeps its labels: accuracy on it is defined
@@ -283,6 +300,7 @@ def run_config(cfg: dict) -> RunResult:
     from uqcompress.predictor import check_exportable
 
     cfg = _merge(DEFAULTS, cfg)
+    validate_config(cfg)  # every option, range and modality, before any data or model work (uqcompress.validate)
     cfg["latency"] = {**cfg["latency"], **dict(cfg["model"].get("latency") or {})}  # a model may ask for less
     check_exportable(cfg)  # a deploy.export that could not be loaded back is refused before any work
     set_progress(bool(cfg["progress"]))

@@ -312,6 +312,20 @@ def _selector_from_state(state: dict) -> Selector:
     return selector
 
 
+def deploy_problems(deploy: dict) -> list[str]:
+    """What is wrong with the values of ``deploy.model`` / ``deploy.fallback`` (one line each; none: [])."""
+    which, fallback = deploy.get("model", "compressed"), deploy.get("fallback")
+    problems = []
+    if which not in ("compressed", "baseline"):
+        problems.append(f"deploy.model='{which}' is not one of: compressed, baseline")
+    if fallback not in (None, "baseline"):
+        problems.append(f"deploy.fallback='{fallback}' is not one of: null, baseline")
+    elif fallback and which != "compressed":
+        problems.append("deploy.fallback=baseline defers the compressed model's abstentions to the baseline: "
+                        "use it with deploy.model=compressed")
+    return problems
+
+
 def check_exportable(cfg: dict) -> None:
     """Refuse, before any work, a ``deploy.export`` that :meth:`SelectivePredictor.load` could not rebuild."""
     from uqcompress.compress import SCHEMES
@@ -320,15 +334,10 @@ def check_exportable(cfg: dict) -> None:
     deploy = dict(cfg.get("deploy") or {})
     if not deploy.get("export"):
         return
+    problems = deploy_problems(deploy)
+    if problems:
+        raise ValueError(problems[0])
     which = deploy.get("model", "compressed")
-    if which not in ("compressed", "baseline"):
-        raise ValueError(f"deploy.model='{which}' is not one of: compressed, baseline")
-    fallback = deploy.get("fallback")
-    if fallback not in (None, "baseline"):
-        raise ValueError(f"deploy.fallback='{fallback}' is not one of: null, baseline")
-    if fallback and which != "compressed":
-        raise ValueError("deploy.fallback=baseline defers the compressed model's abstentions to the baseline: "
-                         "use it with deploy.model=compressed")
     model = MODELS.get(cfg["model"]["name"])
     if not model.deployable:
         names = [n for n in MODELS.names() if MODELS.get(n).deployable]

@@ -11,6 +11,7 @@ import torch
 
 from uqcompress.data import bigbench, cifar10, load_dataset
 
+from tests.data.real_bigbench import real_bigbench  # noqa: F401  (fixture)
 from tests.data.synthetic_bigbench import make_archive
 
 CLASSES = cifar10.CLASSES
@@ -120,33 +121,6 @@ def test_cifar10_loader_splits_stratified_deterministic_and_disjoint(archive, mo
         load_dataset({"name": "cifar10", "splits": {"fit": 0.8, "test": 0.8}}, seed=0)
 
 
-def test_download_falls_back_to_the_registry_file_and_checks_its_hash(tmp_path, tmp_cache, monkeypatch):
-    src = tmp_path / "src.tar.gz"
-    make_archive(src, per_class=1)
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    monkeypatch.delenv(bigbench.ENV_VAR, raising=False)
-    monkeypatch.setattr(bigbench, "_pip_can_download", lambda: False)
-    monkeypatch.setattr(bigbench, "ARCHIVE_URL", src.as_uri())
-    monkeypatch.setattr(bigbench, "ARCHIVE_SHA256", "0" * 64)
-    with pytest.raises(bigbench.BigBenchUnavailable, match="sha256"):
-        bigbench.bigbench_archive()
-    assert not (tmp_cache / "bigbench" / bigbench.ARCHIVE_NAME).exists()  # nothing half-trusted left behind
-    monkeypatch.setattr(bigbench, "ARCHIVE_SHA256", digest)
-    got = bigbench.bigbench_archive()
-    assert got == tmp_cache / "bigbench" / bigbench.ARCHIVE_NAME and got.read_bytes() == src.read_bytes()
-
-
-def test_download_impossible_is_one_clear_line(tmp_cache, monkeypatch):
-    monkeypatch.delenv(bigbench.ENV_VAR, raising=False)
-    monkeypatch.setattr(bigbench, "_pip_can_download", lambda: False)
-    monkeypatch.setattr(bigbench, "ARCHIVE_URL", (tmp_cache / "missing.tar.gz").as_uri())
-    with pytest.raises(bigbench.BigBenchUnavailable) as e:
-        bigbench.bigbench_archive()
-    msg = str(e.value)
-    assert "\n" not in msg and "cannot download the bigbench 1.0.0 source archive" in msg
-    assert str(tmp_cache / "bigbench") in msg and bigbench.ENV_VAR in msg
-
-
 def test_env_var_names_a_local_archive(tmp_path, monkeypatch):
     path = tmp_path / "bb.tar.gz"
     path.write_bytes(b"x")
@@ -165,11 +139,10 @@ def test_unreadable_archive_says_delete_it(tmp_path, tmp_cache, monkeypatch):
         bigbench.read_task_files("cifar10_classification")
 
 
-@pytest.mark.skipif(not (Path.home() / ".cache/uqcompress/datasets/cifar10_test.npz").is_file(),
-                    reason="the real CIFAR-10 arrays are not in the user cache (run data=cifar10 once)")
-def test_real_cifar10_in_user_cache_has_1000_per_class_and_passes_checksum():
-    with np.load(Path.home() / ".cache/uqcompress/datasets/cifar10_test.npz") as z:
-        x, y = z["images"], z["labels"]
+def test_real_cifar10_from_the_real_archive_has_1000_per_class_and_passes_checksum(real_bigbench):
+    x, y = cifar10.cifar10_arrays()  # extracted from the real archive, decoded, checked against cifar10.SHA256
     assert x.shape == (10000, 32, 32, 3) and x.dtype == np.uint8
     assert np.bincount(y).tolist() == [1000] * 10
     assert cifar10.arrays_sha256(x, y) == cifar10.SHA256
+    d = load_dataset({"name": "cifar10"}, seed=0)
+    assert {k: len(s) for k, s in d.splits.items()} == {"fit": 1500, "calibration": 1000, "test": 2000}

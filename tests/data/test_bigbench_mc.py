@@ -40,6 +40,7 @@ def fake_tasks(monkeypatch, tasks: dict[str, dict]) -> None:
         return files
 
     monkeypatch.setattr(bigbench_mc, "_read_task_files", read)
+    monkeypatch.setattr(bigbench_mc, "_prefetch", lambda tasks: None)
 
 
 def test_parse_task_normalises_and_skips():
@@ -125,8 +126,14 @@ def test_reads_tasks_through_the_bigbench_archive_reader(tmp_path, tmp_cache, mo
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     monkeypatch.setenv(ENV_VAR, str(archive))
+    from uqcompress.data import bigbench
+
+    scans = []
+    real_scan = bigbench._scan
+    monkeypatch.setattr(bigbench, "_scan", lambda *a: scans.append(a[1]) or real_scan(*a))
     data = load_dataset({"name": "bigbench_mc", "task": ["capitals", "deduce/three"]}, seed=0)
     assert data.info["per_task"] == {"capitals": 3, "deduce/three": 12} and data.num_classes == 4
+    assert scans == [{"capitals", "deduce"}]  # both tasks from one pass over the archive
     with pytest.raises(ValueError, match="choose one of: deduce/five, deduce/three"):
         load_dataset({"name": "bigbench_mc", "task": "deduce"}, seed=0)
     with pytest.raises(ValueError, match="no BIG-bench task 'capitalz'"):

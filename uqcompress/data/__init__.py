@@ -1,16 +1,38 @@
 """Data sets, keyed by their Hydra config name (``data=mnist``, ``ood=animal_mnist``).
 
-A loader is ``fn(cfg: dict, seed: int) -> DataBundle``; the same registry serves ID data and OOD sets.
+A loader is ``fn(cfg: dict, seed: int) -> DataBundle``; the same registry serves ID data and OOD sets. Each loader
+declares (:func:`declare`) the modality it yields and the options it reads, so a config is checked before any data
+is read (:mod:`uqcompress.validate`).
 
 Example:
     >>> from uqcompress.data import DATASETS
     >>> "mnist" in DATASETS
     True
+    >>> DATASETS.get("mnist").modality, sorted(DATASETS.get("mnist").options)
+    ('image', ['splits'])
 """
+from typing import Any, Callable
+
 from uqcompress.data.base import DataBundle, Split, conform_images, split_bundle, stratified_split
 from uqcompress.registry import Registry
 
 DATASETS = Registry("data", package="uqcompress.data")
+
+#: ``check(value, key)`` raises a one-line ValueError for a bad value (see :func:`uqcompress.data.base.count`)
+OptionCheck = Callable[[Any, str], None] | None
+
+
+def declare(modality: str | None, **options: OptionCheck) -> Callable:
+    """Attach to a loader what it yields and reads: ``fn.modality`` (``image`` / ``text`` / ``multiple_choice``, or
+    None when the files decide, as for ``hf_disk``) and ``fn.options`` ({option: check or None}); ``name`` is
+    implied. Stack it under ``@DATASETS.register(...)``."""
+
+    def deco(fn: Callable) -> Callable:
+        fn.modality = modality
+        fn.options = dict(options)
+        return fn
+
+    return deco
 
 
 def load_dataset(cfg: dict, seed: int) -> DataBundle:
@@ -38,5 +60,5 @@ def package_file(package: str, relpath: str, pip_name: str | None = None):
     return path
 
 
-__all__ = ["DATASETS", "DataBundle", "Split", "conform_images", "load_dataset", "package_file", "split_bundle",
-           "stratified_split"]
+__all__ = ["DATASETS", "DataBundle", "Split", "conform_images", "declare", "load_dataset", "package_file",
+           "split_bundle", "stratified_split"]

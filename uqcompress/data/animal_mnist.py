@@ -16,7 +16,7 @@ import pickle
 import numpy as np
 import torch
 
-from uqcompress.data import DATASETS, package_file
+from uqcompress.data import DATASETS, declare, package_file
 from uqcompress.data.base import DataBundle, Split
 
 
@@ -27,6 +27,7 @@ def _read(name: str) -> np.ndarray:
 
 
 @DATASETS.register("animal_mnist")
+@declare("image")
 def load_animal_mnist(cfg: dict, seed: int) -> DataBundle:
     x = torch.as_tensor(_read("animal_data_version_3.gz"), dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
     y = torch.as_tensor(_read("animal_label_version_3.gz"), dtype=torch.long)

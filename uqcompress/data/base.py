@@ -13,6 +13,7 @@ Example:
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -154,6 +155,53 @@ def split_bundle(
         class_names=class_names or [str(i) for i in range(k)],
         info=info or {},
     )
+
+
+def count(value: Any, key: str) -> None:
+    """Check an option that is null (= all) or a whole number >= 1 (``limit``, ``data.max_samples``, ...).
+
+    >>> count(None, "limit"); count(5, "limit")
+    >>> count(0, "limit")
+    Traceback (most recent call last):
+    ...
+    ValueError: limit=0 must be a whole number >= 1, or null for all
+    """
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{key}={value!r} must be a whole number >= 1, or null for all")
+
+
+def flag(value: Any, key: str) -> None:
+    """Check an option that is true or false."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{key}={value!r} must be true or false")
+
+
+def check_classes(data: DataBundle, where: str = "data") -> None:
+    """Refuse an ID data set whose samples hold fewer than 2 classes: nothing to classify, and every metric would be
+    trivially perfect (accuracy 1.0, NLL 0).
+
+    >>> import torch
+    >>> one = DataBundle("cats", "tensor", 1, {"test": Split(torch.zeros(3, 2), torch.zeros(3, dtype=torch.long))})
+    >>> check_classes(one)
+    Traceback (most recent call last):
+    ...
+    ValueError: data set 'cats' has 1 class (label '0' in all 3 samples); a classifier needs at least 2: add samples of another class
+    """
+    labels = [s.y for s in data.splits.values() if s.y is not None]
+    present = torch.unique(torch.cat(labels)) if labels else torch.empty(0, dtype=torch.long)
+    n = sum(len(s) for s in data.splits.values())
+    if data.num_classes is not None and data.num_classes < 2:
+        has = f"has {int(data.num_classes)} class{'es' if data.num_classes != 1 else ''}"
+    elif len(present) < 2:
+        has = f"has samples of {len(present)} of its {data.num_classes} classes"
+    else:
+        return
+    names = [data.class_names[int(i)] if int(i) < len(data.class_names) else str(int(i)) for i in present]
+    which = f" (label '{names[0]}' in all {n} samples)" if len(names) == 1 else ""
+    raise ValueError(f"{where} set '{data.name}' {has}{which}; a classifier needs at least 2: add samples of another "
+                     f"class")
 
 
 def conform_images(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

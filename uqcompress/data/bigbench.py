@@ -1,10 +1,15 @@
 """Files of BIG-bench tasks, read from the source archive of PyPI ``bigbench==1.0.0`` without installing it.
 
-The package cannot be pip-installed here (it needs tensorflow), but its 358 MB source archive carries every task's
-JSON. :func:`bigbench_archive` downloads that archive once into ``<cache>/bigbench/``; :func:`read_task_files`
-extracts only ``bigbench/benchmark_tasks/<task>/...`` members (one pass over the archive) and keeps them on disk
-under ``<cache>/bigbench/tasks/<task>/``, so later calls never touch the archive. ``$UQCOMPRESS_BIGBENCH_ARCHIVE``
-points at an archive you already have.
+The package cannot be pip-installed here (it needs tensorflow, and pip >= 26 refuses its metadata), but its 358 MB
+source archive carries every task's JSON. :func:`bigbench_archive` downloads that archive once per machine into
+``<cache>/bigbench/`` from the package index pip is configured to use (:mod:`uqcompress.data._pip_index`: the URL
+and sha256 come from the index's simple API; the bytes must also match :data:`ARCHIVE_SHA256`), under a file lock so
+that concurrent processes download it once. :func:`read_task_files` extracts only
+``bigbench/benchmark_tasks/<task>/...`` members (one pass over the archive for any number of tasks, see
+:func:`prefetch`) and keeps them under ``<cache>/bigbench/tasks/<task>/``, so later calls never touch the archive.
+``$UQCOMPRESS_BIGBENCH_ARCHIVE`` points at an archive you already have.
+
+``python -m uqcompress.data.bigbench [TASK ...]`` fetches the archive (and extracts the tasks named) ahead of time.
 
 Example:
     >>> from uqcompress.data.bigbench import read_task_files  # doctest: +SKIP
@@ -18,25 +23,22 @@ import difflib
 import json
 import logging
 import os
-import shutil
-import subprocess
 import sys
 import tarfile
-import tempfile
-import urllib.request
+import time
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
-from uqcompress.cache import atomic_write_bytes, atomic_write_text, cache_dir, file_sha256
+from uqcompress.cache import atomic_write_bytes, atomic_write_text, cache_dir
 
 log = logging.getLogger(__name__)
 
+PROJECT = "bigbench"
 VERSION = "1.0.0"
 ARCHIVE_NAME = f"bigbench-{VERSION}.tar.gz"
 #: sha256 of the PyPI source archive bigbench-1.0.0.tar.gz (358,249,635 bytes)
 ARCHIVE_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
-#: PyPI's stable address of the same file; used only when pip refuses to download it (see ``_download``)
-ARCHIVE_URL = f"https://files.pythonhosted.org/packages/source/b/bigbench/{ARCHIVE_NAME}"
+ARCHIVE_MB = 358
 ENV_VAR = "UQCOMPRESS_BIGBENCH_ARCHIVE"
 TASKS_PREFIX = "bigbench/benchmark_tasks/"
 
@@ -50,11 +52,12 @@ def bigbench_dir() -> Path:
     return cache_dir() / "bigbench"
 
 
-def bigbench_archive() -> Path:
+def bigbench_archive(progress: bool = True) -> Path:
     """Path of the bigbench 1.0.0 source archive, downloading it once (358 MB) when it is not cached.
 
-    ``$UQCOMPRESS_BIGBENCH_ARCHIVE`` wins when set. Raises :class:`BigBenchUnavailable` (one line) when the archive
-    cannot be had.
+    ``$UQCOMPRESS_BIGBENCH_ARCHIVE`` wins when set. Concurrent callers on one cache wait for each other (a
+    ``filelock`` next to the archive) instead of downloading twice. Raises :class:`BigBenchUnavailable` (one line)
+    when the archive cannot be had.
     """
     env = os.environ.get(ENV_VAR)
     if env:
@@ -63,59 +66,42 @@ def bigbench_archive() -> Path:
             raise BigBenchUnavailable(f"${ENV_VAR}={env} is not a file")
         return path
     path = bigbench_dir() / ARCHIVE_NAME
-    if not path.is_file():
-        _download(path)
+    if path.is_file():
+        return path
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if not path.is_file():  # another process may have fetched it while we waited
+            _download(path, progress)
     return path
 
 
-def _download(dest: Path) -> None:
-    """Fetch the archive into a temp folder next to ``dest`` and move it in atomically.
+def _download(dest: Path, progress: bool) -> None:
+    """Resolve the archive on pip's configured indexes and download it verified (see module docstring)."""
+    from uqcompress.data import _pip_index as idx
 
-    ``pip download`` is tried first. Recent pip (26.x) refuses this sdist *after* downloading it: its metadata
-    declares a ``bleurt @ file://...`` direct-URL dependency, which PyPI distributions may not declare. Such a pip is
-    skipped, and on any pip failure the same file is fetched from PyPI's file host; either way the result must match
-    :data:`ARCHIVE_SHA256`.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    log.warning("downloading the bigbench %s source archive (358 MB, once) into %s", VERSION, dest.parent)
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".download-") as tmp:
-        got = Path(tmp) / ARCHIVE_NAME
-        pip_error = "skipped: this pip rejects direct-URL dependencies in PyPI sdists"
-        if _pip_can_download():
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                   f"bigbench=={VERSION}", "-d", tmp, "--quiet"]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            pip_error = _last_line(proc.stderr) or f"pip exited with {proc.returncode}"
-        if not got.is_file():
-            log.info("pip download failed (%s); fetching %s", pip_error, ARCHIVE_URL)
-            try:
-                with urllib.request.urlopen(ARCHIVE_URL, timeout=60) as r, open(got, "wb") as f:
-                    shutil.copyfileobj(r, f, 1 << 20)
-            except OSError as e:
-                raise BigBenchUnavailable(
-                    f"cannot download the bigbench {VERSION} source archive (pip: {pip_error}; {ARCHIVE_URL}: "
-                    f"{type(e).__name__}: {e}); put {ARCHIVE_NAME} into {dest.parent} or set ${ENV_VAR}"
-                ) from None
-        digest = file_sha256(got)
-        if digest != ARCHIVE_SHA256:
-            raise BigBenchUnavailable(f"downloaded {ARCHIVE_NAME} has sha256 {digest}, expected {ARCHIVE_SHA256}")
-        os.replace(got, dest)
-
-
-def _pip_can_download() -> bool:
-    """False for a pip that rejects bigbench's metadata (it has ``pip._internal.metadata.direct_references``), so
-    the 358 MB are not downloaded twice."""
-    import importlib.util
-
+    cfg = idx.pip_config()
+    found, misses = idx.find_file(PROJECT, ARCHIVE_NAME, cfg=cfg)
+    where = f"put {ARCHIVE_NAME} into {dest.parent} or set ${ENV_VAR}"
+    if found is None:
+        raise BigBenchUnavailable(f"cannot find the bigbench {VERSION} source archive on pip's package indexes "
+                                  f"({'; '.join(misses) or 'none configured'}); {where}")
+    if found.sha256 is not None and found.sha256 != ARCHIVE_SHA256:
+        raise BigBenchUnavailable(f"{found.index} lists {ARCHIVE_NAME} with sha256 {found.sha256}, expected "
+                                  f"{ARCHIVE_SHA256}; {where}")
+    log.warning("downloading the bigbench %s source archive (%d MB, once per machine) from %s into %s",
+                VERSION, ARCHIVE_MB, found.index, dest.parent)
+    t0 = time.perf_counter()
     try:
-        return importlib.util.find_spec("pip._internal.metadata.direct_references") is None
-    except ModuleNotFoundError:  # no pip at all
-        return False
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+        idx.download(found, dest, ARCHIVE_SHA256, progress=progress, cert=idx.pip_cert(cfg))
+    except ValueError as e:  # pooch: hash mismatch (the temp file is already gone)
+        raise BigBenchUnavailable(f"downloaded {ARCHIVE_NAME} from {found.url} failed its checksum "
+                                  f"({str(e).splitlines()[0]}); {where}") from None
+    except Exception as e:  # OSError, requests' ConnectionError / HTTPError / Timeout: one line, the cause named
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise BigBenchUnavailable(f"cannot download {found.url} ({type(e).__name__}: {first}); {where}") from None
+    log.warning("bigbench archive ready (%.0f s): %s", time.perf_counter() - t0, dest)
 
 
 def _task_path(member: str) -> PurePosixPath | None:
@@ -164,13 +150,44 @@ def _scan(archive: Path, tasks: set[str], wanted: dict[str, set[str] | None]) ->
     return {t: sorted(f) for t, f in sorted(index.items())}
 
 
+def _on_disk(index: dict[str, list[str]], wanted: dict[str, set[str] | None]) -> bool:
+    """True when every wanted file of every task the index knows is extracted (unknown names are the caller's
+    one-line error, not a reason to scan again)."""
+    root = bigbench_dir() / "tasks"
+    for task, files in wanted.items():
+        if task in index and not all((root / task / f).is_file() for f in (files or index[task])):
+            return False
+    return True
+
+
+def _ensure(wanted: dict[str, set[str] | None]) -> dict[str, list[str]]:
+    """Extract the wanted files ({task: files or None for all}) unless they are on disk; returns the index.
+
+    One pass over the archive for all of them, under a lock so that concurrent processes do not scan twice.
+    """
+    index = _read_index()
+    if index is not None and _on_disk(index, wanted):
+        return index
+    from filelock import FileLock
+
+    bigbench_dir().mkdir(parents=True, exist_ok=True)
+    with FileLock(str(bigbench_dir() / "tasks.lock")):
+        index = _read_index()
+        if index is None or not _on_disk(index, wanted):
+            index = _scan(bigbench_archive(), set(wanted), wanted)
+            atomic_write_text(_index_path(), json.dumps(index))
+    return index
+
+
 def task_names() -> list[str]:
     """Names of all tasks in the archive (from the on-disk index; the first call scans the archive)."""
-    index = _read_index()
-    if index is None:
-        index = _scan(bigbench_archive(), set(), {})
-        atomic_write_text(_index_path(), json.dumps(index))
-    return sorted(index)
+    return sorted(_ensure({}))
+
+
+def prefetch(tasks: Iterable[str]) -> None:
+    """Extract every file of the given tasks (``task`` or ``task/subtask``) in one pass over the archive, so a
+    data set of several tasks reads the 358 MB archive once, not once per task."""
+    _ensure({str(t).strip("/").split("/")[0]: None for t in tasks})
 
 
 def read_task_files(task_name: str, only: Iterable[str] | None = None) -> dict[str, bytes]:
@@ -184,17 +201,11 @@ def read_task_files(task_name: str, only: Iterable[str] | None = None) -> dict[s
     Files are extracted once and cached under ``<cache>/bigbench/tasks/<task_name>/``. An unknown task or file is a
     one-line ``ValueError`` with close matches.
     """
-    index = _read_index()
-    root = bigbench_dir() / "tasks" / task_name
-    if index is not None:
-        _check_known(index, task_name, only)
-        files = list(only) if only is not None else index[task_name]
-        if all((root / f).is_file() for f in files):
-            return {f: (root / f).read_bytes() for f in files}
-    index = _scan(bigbench_archive(), {task_name}, {task_name: None if only is None else set(only)})
-    atomic_write_text(_index_path(), json.dumps(index))
+    only = None if only is None else list(only)
+    index = _ensure({task_name: None if only is None else set(only)})
     _check_known(index, task_name, only)
-    files = list(only) if only is not None else index[task_name]
+    root = bigbench_dir() / "tasks" / task_name
+    files = only if only is not None else index[task_name]
     return {f: (root / f).read_bytes() for f in files}
 
 
@@ -209,5 +220,30 @@ def _check_known(index: dict[str, list[str]], task_name: str, only: Iterable[str
                          f"{', '.join(index[task_name])}")
 
 
-__all__ = ["ARCHIVE_SHA256", "BigBenchUnavailable", "bigbench_archive", "bigbench_dir", "read_task_files",
-           "task_names"]
+def main(argv: list[str] | None = None) -> int:
+    """``python -m uqcompress.data.bigbench [TASK ...]``: fetch the archive once (and extract TASKs); prints its path."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m uqcompress.data.bigbench", description=main.__doc__)
+    p.add_argument("tasks", nargs="*", help="task folders to extract now, e.g. cifar10_classification")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        path = bigbench_archive()
+        if args.tasks:
+            prefetch(args.tasks)
+            index = _read_index() or {}
+            for t in args.tasks:
+                _check_known(index, t.strip("/").split("/")[0], None)
+    except (BigBenchUnavailable, ValueError) as e:
+        print(f"uqcompress: error: {e}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+__all__ = ["ARCHIVE_SHA256", "BigBenchUnavailable", "bigbench_archive", "bigbench_dir", "prefetch",
+           "read_task_files", "task_names"]
+
+if __name__ == "__main__":
+    sys.exit(main())

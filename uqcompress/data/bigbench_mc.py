@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from uqcompress.data import DATASETS, DataBundle, split_bundle
+from uqcompress.data import DATASETS, DataBundle, declare, split_bundle
+from uqcompress.data.base import count, flag
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,13 @@ def _read_task_files(task: str, only: list[str] | None = None) -> dict[str, byte
     from uqcompress.data.bigbench import read_task_files
 
     return read_task_files(task, only=only)
+
+
+def _prefetch(tasks: list[str]) -> None:
+    """Extract all the tasks in one pass over the archive (indirection so tests can supply their own JSON)."""
+    from uqcompress.data.bigbench import prefetch
+
+    prefetch(tasks)
 
 
 def parse_task(task: dict[str, Any], name: str, task_prefix: bool = True) -> tuple[list[dict], list[int], int]:
@@ -100,10 +108,12 @@ def _shuffle_options(items: list[dict], answers: list[int], rng: np.random.Gener
 
 
 @DATASETS.register("bigbench_mc")
+@declare("multiple_choice", task=None, limit=count, splits=None, shuffle_options=flag, task_prefix=flag)
 def load_bigbench_mc(cfg: dict, seed: int) -> DataBundle:
     tasks = cfg.get("task") or list(DEFAULT_TASKS)
     tasks = [tasks] if isinstance(tasks, str) else [str(t) for t in tasks]
     rng = np.random.default_rng(seed)
+    _prefetch(tasks)
     pools, per_task, skipped = [], {}, {}
     for t in tasks:
         items, answers, sk = load_task(t, bool(cfg.get("task_prefix", True)))
@@ -115,7 +125,7 @@ def load_bigbench_mc(cfg: dict, seed: int) -> DataBundle:
     # round robin over the tasks, so that a ``limit`` takes an even share of each (all of a small task)
     mixed = [p[i] for i in range(max(len(p) for p in pools)) for p in pools if i < len(p)]
     limit = cfg.get("limit")
-    if limit:
+    if limit is not None:
         mixed = mixed[: int(limit)]
     items = [it for it, _ in mixed]
     y = torch.tensor([a for _, a in mixed], dtype=torch.long)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from uqcompress.cache import atomic_write_bytes, cache_dir
-from uqcompress.data import DATASETS
+from uqcompress.data import DATASETS, declare
 from uqcompress.data.base import DataBundle, Split, stratified_split
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,7 @@ def split_indices(labels: np.ndarray, fractions: dict[str, float], seed: int) ->
 
 
 @DATASETS.register("cifar10")
+@declare("image", splits=None)
 def load_cifar10(cfg: dict, seed: int) -> DataBundle:
     x, y = cifar10_arrays()
     parts = split_indices(y, dict(cfg.get("splits") or DEFAULT_SPLITS), seed)

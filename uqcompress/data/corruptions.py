@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from uqcompress.data import DATASETS
+from uqcompress.data import DATASETS, declare
 from uqcompress.data.base import DataBundle, Split
 
 #: corruption name -> CIFAR-10-C parameters for severities 1..5
@@ -117,6 +117,7 @@ def corrupt(images: np.ndarray, name: str, severity: int, rng: np.random.Generat
 
 
 @DATASETS.register("cifar10_c")
+@declare("image", corruptions=None, severity=None, splits=None, source_split=None)
 def load_cifar10_c(cfg: dict, seed: int) -> DataBundle:
     """The CIFAR-10 test split (same ``splits`` and seed as ``data=cifar10``), each image corrupted once."""
     from uqcompress.data.cifar10 import CLASSES, DEFAULT_SPLITS, cifar10_arrays, split_indices, to_tensor

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uqcompress.data import DATASETS
-from uqcompress.data.base import DataBundle, Split, stratified_split
+from uqcompress.data import DATASETS, declare
+from uqcompress.data.base import DataBundle, Split, count, stratified_split
 
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
 FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -70,6 +70,7 @@ def _tensor(x: np.ndarray) -> torch.Tensor:
 
 
 @DATASETS.register("fashion_mnist")
+@declare("image", root=None, fit_samples=count, splits=None)
 def load_fashion_mnist(cfg: dict, seed: int) -> DataBundle:
     arrays = fashion_mnist_arrays(cfg.get("root") or DEFAULT_ROOT)
     xtr, ytr = arrays["train"]

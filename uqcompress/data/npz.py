@@ -26,8 +26,8 @@ import zipfile
 import numpy as np
 import torch
 
-from uqcompress.data import DATASETS
-from uqcompress.data.base import DataBundle
+from uqcompress.data import DATASETS, declare
+from uqcompress.data.base import DataBundle, count, flag
 from uqcompress.data.generic import build_bundle, encode_labels, is_ood, split_names, user_path
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,8 @@ def to_unit_float(x: np.ndarray, source: str) -> torch.Tensor:
 
 
 @DATASETS.register("npz")
+@declare("image", path=None, x_key=None, y_key=None, layout=None, class_names=None, split_column=None,
+         splits=None, num_classes=count, as_ood=flag)
 def load_npz(cfg: dict, seed: int) -> DataBundle:
     path = user_path(cfg, "npz", "FILE")
     source = str(path)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from uqcompress.data import DATASETS
-from uqcompress.data.base import DataBundle
+from uqcompress.data import DATASETS, declare
+from uqcompress.data.base import DataBundle, count, flag
 from uqcompress.data.generic import build_bundle, encode_labels, is_ood, split_names, user_path
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json")
@@ -76,6 +76,8 @@ def texts_of(col: pd.Series, source: str) -> list[str]:
 
 
 @DATASETS.register("csv")
+@declare("text", path=None, text_column=None, label_column=None, split_column=None, splits=None,
+         class_names=None, num_classes=count, as_ood=flag)
 def load_text_table(cfg: dict, seed: int) -> DataBundle:
     path = user_path(cfg, "csv", "FILE")
     source = str(path)

