@@ -1,7 +1,7 @@
 """Numbers as people read them: enough digits to tell runs apart, and no more.
 
 Example:
-    >>> decimals_for([0.91234, 0.91236, 0.5])
+    >>> decimals_for([0.91234, 0.91231, 0.5])
     5
     >>> fmt(0.912345, 4), fmt(float("nan")), fmt(1234567.0), fmt(3)
     ('0.9123', '—', '1,234,567', '3')

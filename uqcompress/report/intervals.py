@@ -47,7 +47,7 @@ def headline_intervals(labels: Any, base_probs: Any, comp_probs: Any, comp_confi
     ``ood_confidence`` maps ``baseline`` / ``compressed`` to (ID test confidence, OOD confidence). Vectorised: 1,000
     resamples of 2,000 test + 2,000 OOD samples take well under a second (``scripts/bench_report.py``).
     """
-    kw = dict(n_boot=int(n_boot), alpha=1.0 - float(level), seed=int(seed))
+    kw = dict(n_boot=int(n_boot), alpha=round(1.0 - float(level), 12), seed=int(seed))  # 0.05, not 0.050000000000000044
     y = np.asarray(labels)
     out: dict[str, Any] = {}
     with warnings.catch_warnings():

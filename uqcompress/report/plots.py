@@ -9,7 +9,7 @@ Numbers in legends carry enough digits to tell the runs apart (:func:`uqcompress
 Example:
     >>> import pandas as pd
     >>> from uqcompress.report.plots import reliability_points
-    >>> reliability_points(pd.Series([0.95, 0.95, 0.55]), pd.Series([True, False, True]), n_bins=2)[1].tolist()
+    >>> reliability_points(pd.Series([0.95, 0.95, 0.45]), pd.Series([True, False, True]), n_bins=2)[1].tolist()
     [1.0, 0.5]
 """
 from __future__ import annotations

@@ -152,8 +152,8 @@ def summarize(runs: Sequence[Path], n_boot: int = 1000) -> tuple[pd.DataFrame, p
         row: dict[str, Any] = {"run": str(r)}
         parsed = parse_overrides(ov or [])
         row.update({f"config.{k}": _value(res, k, parsed) for k in factors})
-        row.update({c: res.get(c) for c in CONFIG_COLS + METRIC_COLS if c not in row})
-        row.update({c: res.get(c) for c in CI_COLS})
+        row.update({c: res.get(c) for c in CONFIG_COLS if c not in row})
+        row.update({c: res.get(c, math.nan) for c in METRIC_COLS + CI_COLS if c not in row})  # absent: NaN
         if n_boot and all(is_missing(row[c]) for c in CI_COLS) and (r / PREDICTIONS).is_file():
             row.update({k: v for k, v in intervals_from_predictions(pd.read_csv(r / PREDICTIONS), n_boot=n_boot)
                         .items() if k in CI_COLS})
