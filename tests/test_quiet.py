@@ -1,10 +1,11 @@
 """Known third-party chatter is gone where uqcompress triggers it, and only that chatter."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 CHATTER = ("Failed to load", "Detected no triton", "is an Enum subclass", "TypedStorage is deprecated",
            "quantized tensor creation functions", "past_key_values")

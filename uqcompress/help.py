@@ -31,7 +31,8 @@ from typing import Any
 
 CONF = Path(__file__).parent / "conf"
 RESOLVER = "uqcompress_help"
-_LINE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[A-Za-z_][\w/@.]*)\s*:(?P<value>.*?)(?:\s+#\s?(?P<comment>.*))?$")
+_LINE = re.compile(r"^(?P<indent>\s*)(?P<dash>-\s+)?(?P<key>[A-Za-z_][\w/@.]*)\s*:(?P<value>.*?)"
+                   r"(?:\s+#\s?(?P<comment>.*))?$")
 _SENTENCE_END = re.compile(r"(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bal\.)(?<!\bvs\.)(?<!\betc\.)(?<=[.!?])\s+")
 
 

@@ -39,12 +39,13 @@ class Browser:
                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-extensions",
                 "--mute-audio", "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={width},{height}",
                 "--remote-debugging-pipe", "about:blank"]
-        # the shell puts our pipe ends on fds 3 (commands in) and 4 (messages out), where Chromium expects them
+        # bash (dash refuses fds above 9) puts our pipe ends on fds 3 (commands in) and 4 (messages out), where
+        # Chromium expects them
         cmd = " ".join(shlex.quote(a) for a in args)
         Path(profile).mkdir(parents=True, exist_ok=True)
         self.log = Path(profile) / "chromium.log"  # its own chatter (D-Bus, GPU) goes to a file, never blocks
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(["sh", "-c", f"exec {cmd} 3<&{to_chrome_r} 4>&{from_chrome_w}"],
+            self.proc = subprocess.Popen(["bash", "-c", f"exec {cmd} 3<&{to_chrome_r} 4>&{from_chrome_w}"],
                                          pass_fds=(to_chrome_r, from_chrome_w), stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log)
         os.close(to_chrome_r)

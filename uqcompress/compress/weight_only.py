@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import logging
 from contextlib import contextmanager
 from functools import partial
 from typing import Iterator

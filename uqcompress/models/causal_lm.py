@@ -68,8 +68,8 @@ VERSION = 1  # bump when scoring or prompting changes: invalidates cached logits
 
 @functools.lru_cache(maxsize=None)
 def _cache_kw(decoder: type) -> str:
-    """The decoder's name for its key/value cache: ``cache`` where its forward takes it (transformers 5.2x, which
-    deprecates ``past_key_values`` with a FutureWarning on every call and drops it in 5.40), else ``past_key_values``."""
+    """The decoder's name for its key/value cache: ``cache`` where its forward takes it (transformers 5.2x deprecates
+    ``past_key_values`` with a FutureWarning on every call and drops it in 5.40), else ``past_key_values``."""
     return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 

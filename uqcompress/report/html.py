@@ -32,14 +32,21 @@ RUN_PLOTS = [("risk_coverage.png", "Risk–coverage"), ("reliability.png", "Reli
 SWEEP_EXAMPLES = 12  # flipped examples shown per run on a sweep page (each run's own page shows more)
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1280px;padding:16px 24px;color:#1d1d1f}
-h1{font-size:22px;margin:4px 0 2px}h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd;padding-bottom:3px}
-.meta{color:#555;font-size:13px}code,pre{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f4f4f6;padding:1px 4px;border-radius:3px}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1280px;
+ padding:16px 24px;color:#1d1d1f}
+h1{font-size:22px;margin:4px 0 2px}
+h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd;padding-bottom:3px}
+.meta{color:#555;font-size:13px}
+code,pre{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f4f4f6;padding:1px 4px;border-radius:3px}
 pre{padding:8px;white-space:pre-wrap;word-break:break-all}
-table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}th,td{border:1px solid #ddd;padding:3px 7px;vertical-align:top}
-th{background:#f4f4f6;text-align:left;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-table.sortable th{cursor:pointer;user-select:none}table.sortable th:after{content:" \\2195";color:#aaa;font-size:11px}
-table.sortable th[aria-sort=ascending]:after{content:" \\2191";color:#333}table.sortable th[aria-sort=descending]:after{content:" \\2193";color:#333}
+table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 7px;vertical-align:top}
+th{background:#f4f4f6;text-align:left;white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.sortable th{cursor:pointer;user-select:none}
+table.sortable th:after{content:" \\2195";color:#aaa;font-size:11px}
+table.sortable th[aria-sort=ascending]:after{content:" \\2191";color:#333}
+table.sortable th[aria-sort=descending]:after{content:" \\2193";color:#333}
 .ci{color:#777;font-size:11px}.bad{color:#b00020}.muted{color:#888}
 figure{margin:10px 0 18px}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:12px}
 img.thumb{image-rendering:pixelated;display:block}td.input{max-width:480px}
@@ -310,8 +317,9 @@ def _summary_table(summary: pd.DataFrame, out: Path) -> str:
     for _, r in summary.iterrows():
         row = [Cell(_link(Path(r["run"]) / PAGE, out, r["label"]), r["label"])]
         for f in factors:
-            v = r[f"config.{f}"]
-            row.append(num_cell(v, decimals_for([v], least=1)) if isinstance(v, float) else cell(v))
+            v = r[f"config.{f}"]  # as given (0.85 stays 0.85), sorted as a number when it is one
+            row.append(Cell(esc(_plain(v)), v, num=True) if isinstance(v, (int, float)) and not is_missing(v)
+                       else cell(v))
         row += [num_cell(r[c], dec[c], r.get(c + LOW), r.get(c + HIGH)) for c in cols]
         rows.append(row)
     return table(["run"] + list(factors) + [short(c) for c in cols], rows)

@@ -293,8 +293,7 @@ def factor_effect(summary: pd.DataFrame, factor: str, others: Sequence[str], pat
     for ax, (k, name) in zip(axes.flat, metrics):
         ax.set_title(name, fontsize=9)
         ax.set_xticks([pos[v] for v in order])
-        ax.set_xticklabels([fmt(v, decimals_for(values, least=1)) if isinstance(v, float) else str(v)
-                            for v in order], rotation=20 if nums is None else 0, fontsize=8,
+        ax.set_xticklabels([str(v) for v in order], rotation=20 if nums is None else 0, fontsize=8,  # as given
                            ha="right" if nums is None else "center")
         ax.set_xlabel(factor, fontsize=8)
         ax.grid(alpha=0.3)

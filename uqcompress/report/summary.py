@@ -143,8 +143,8 @@ def summarize(runs: Sequence[Path], n_boot: int = 1000) -> tuple[pd.DataFrame, p
     overrides = [res.get("run.overrides") if isinstance(res.get("run.overrides"), list) else None
                  for res in results]
     overrides += [_job_overrides(r) for r in failed_runs]
-    if all(o is not None for o in overrides) and overrides:
-        factors = swept_factors(overrides)
+    if results and all(o is not None for o in overrides[: len(results)]):  # failed jobs add theirs when they have
+        factors = swept_factors([o for o in overrides if o is not None])
     else:
         factors = _config_factors(results)
     rows = []
