@@ -152,7 +152,9 @@ def page(title: str, body: str) -> str:
 def _input_cell(row: pd.Series, thumbs: dict[str, str]) -> Cell:
     uri = thumbs.get(str(row.get("id", "")))
     if uri:
-        return Cell(f'<img class="thumb" src="{esc(uri)}" alt="{esc(row.get("id", "input"))}">', row.get("id"))
+        path = row.get("input")  # an image's file, when it has one: on hover
+        title = "" if is_missing(path) else f' title="{esc(path)}"'
+        return Cell(f'<img class="thumb" src="{esc(uri)}" alt="{esc(row.get("id", "input"))}"{title}>', row.get("id"))
     text = row.get("input")
     c = cell(text)
     c.body = f'<span class="input">{c.body}</span>'
@@ -249,7 +251,8 @@ def _header(res: dict[str, Any]) -> str:
     if devices:
         parts.append("device " + " / ".join(sorted(map(str, devices))))
     if res.get("run.git_commit"):
-        parts.append(f"git {str(res['run.git_commit'])[:10]}" + (" (dirty)" if res.get("run.git_dirty") else ""))
+        dirty = " (dirty)" if res.get("run.git_dirty") is True else ""  # null (unknown) reads as NaN: not dirty
+        parts.append(f"git {str(res['run.git_commit'])[:10]}{dirty}")
     parts.append(f"n test {fmt(res.get('n_test'))}, n OOD {fmt(res.get('n_ood'))}")
     return f'<p class="meta">{esc(" · ".join(parts))}</p>'
 
