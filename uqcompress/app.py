@@ -172,18 +172,28 @@ def _crash(e: BaseException, conf: dict, out_dir: Path) -> None:
 
 
 def _run(conf: dict, out_dir: Path, fp: str) -> float | None:
+    import time
+
     from uqcompress import __version__
     from uqcompress.pipeline import run_config
     from uqcompress.report.results import write_results
     from uqcompress.report.table import render
 
+    started = time.time()
     result = run_config(conf)
     if conf.get("plots", True):
         from uqcompress.report.plots import plot_run
 
         plot_run(result, out_dir)
+    # provenance: overrides, timing, versions, git commit, machine (uqcompress/report/provenance.py)
+    from uqcompress.report.provenance import hydra_overrides, run_facts
+
+    result.metrics.update(run_facts(started, time.time(), hydra_overrides()))
     path = write_results(out_dir, result.metrics, result.predictions,
                          run={"fingerprint": fp, "uqcompress_version": __version__})
+    from uqcompress.report.html import write_run_report
+
+    write_run_report(out_dir, result)  # thumbnails.json (image inputs) + the run's report.html
     title = f"{conf['model']['name']} × {conf['quant']['name']} on {conf['data']['name']} " \
             f"(uncertainty={conf['uncertainty']['name']}, selector={conf['selector']['name']})"
     render(result.metrics, title=title)

@@ -26,6 +26,7 @@ from uqcompress.measure import state_dict_bytes, weight_bits, weight_sparsity
 from uqcompress.models import BuildContext, build_model
 from uqcompress.models.base import ModelBundle
 from uqcompress.progress import set_progress
+from uqcompress.report.provenance import config_facts
 from uqcompress.runner import Runner, device_name, resolve_device
 from uqcompress.selection import build_selector
 from uqcompress.uncertainty import build_scorer
@@ -46,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "ood": {"name": "none"},
     "latency": {"batch_size": 32, "repeats": 10, "warmup": 2},
     "deploy": {"export": None, "model": "compressed", "fallback": None},
+    "bootstrap": 1000,
 }
 
 
@@ -69,6 +71,7 @@ class RunResult:
     predictions: pd.DataFrame
     baseline: ModelEval
     compressed: ModelEval
+    inputs: dict[str, Split] = field(default_factory=dict)  # the test / ood inputs (thumbnails in the reports)
 
 
 def _merge(defaults: dict, cfg: dict) -> dict:
@@ -118,9 +121,9 @@ def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
         shift = ood_bundle.info.get("shift") == "covariate" and ood_bundle.class_names == data.class_names
         labels = ood.y if shift else None
         if data.modality == "image":
-            ood = Split(conform_images(ood.x, data.image_shape), labels)
+            ood = Split(conform_images(ood.x, data.image_shape), labels, ood.sources)
         else:
-            ood = Split(ood.x, labels)
+            ood = Split(ood.x, labels, ood.sources)
     return data, ood
 
 
@@ -231,13 +234,24 @@ def cascade(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
     return out
 
 
-def predictions_frame(base: ModelEval, comp: ModelEval) -> pd.DataFrame:
+def predictions_frame(base: ModelEval, comp: ModelEval, inputs: dict[str, Split] | None = None,
+                      class_names: list[str] | None = None) -> pd.DataFrame:
+    """One row per test and OOD sample: ``id`` (split, index in split, content hash), ``index``, ``label``, each
+    model's prediction, max probability, confidence and acceptance; with ``inputs``, ``input`` (text, truncated, or the
+    image file path; absent for plain tensors); with ``class_names``, ``label_name`` and ``*_pred_name``."""
+    from uqcompress.report.examples import input_texts, sample_ids
+
+    inputs = inputs or {}
+    names = np.asarray(list(class_names or []) + [""], dtype=object)  # index -1 (unlabelled OOD) -> ""
     frames = []
     for split in [s for s in ("test", "ood") if s in base.outputs]:
         y = base.outputs[split].labels
         n = len(base.outputs[split])
-        frames.append(pd.DataFrame({
-            "split": split,
+        data = inputs.get(split)
+        cols: dict[str, Any] = {"split": split}
+        if data is not None:
+            cols["id"] = sample_ids(split, data.x)
+        cols.update({
             "index": np.arange(n),
             "label": (y.numpy() if y is not None else np.full(n, -1)),
             "baseline_pred": base.probs[split].argmax(-1).numpy(),
@@ -248,8 +262,26 @@ def predictions_frame(base: ModelEval, comp: ModelEval) -> pd.DataFrame:
             "compressed_confidence": comp.confidence[split].double().numpy(),
             "baseline_accepted": base.accept[split].numpy(),
             "compressed_accepted": comp.accept[split].numpy(),
-        }))
+        })
+        if class_names:
+            for col in ("label", "baseline_pred", "compressed_pred"):
+                ids = np.asarray(cols[col])
+                cols[f"{col}_name"] = names[np.where((ids >= 0) & (ids < len(names) - 1), ids, -1)]
+        texts = input_texts(data.x, data.sources) if data is not None else None
+        if texts is not None:
+            cols["input"] = texts
+        frames.append(pd.DataFrame(cols))
     return pd.concat(frames, ignore_index=True)
+
+
+def run_intervals(base: ModelEval, comp: ModelEval, n_boot: int, seed: int) -> dict[str, Any]:
+    """Bootstrap intervals of the headline numbers on the test (and OOD) samples, models and threshold fixed."""
+    from uqcompress.report.intervals import headline_intervals
+
+    ood = ({w: (m.confidence["test"], m.confidence["ood"]) for w, m in (("baseline", base), ("compressed", comp))}
+           if "ood" in base.confidence else None)
+    return headline_intervals(base.outputs["test"].labels, base.probs["test"], comp.probs["test"],
+                              comp.confidence["test"], comp.accept["test"], ood, n_boot=n_boot, seed=seed)
 
 
 def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataBundle, ood: Split | None,
@@ -275,7 +307,11 @@ def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataB
     metrics["n_test"] = len(data["test"])
     metrics["n_calibration"] = len(data["calibration"])
     metrics["n_ood"] = 0 if ood is None else len(ood)
-    return RunResult(metrics, predictions_frame(base, comp), base, comp)
+    inputs = {"test": data["test"], **({"ood": ood} if ood is not None else {})}
+    pred = predictions_frame(base, comp, inputs, data.class_names)
+    if cfg.get("bootstrap"):  # 95% intervals of the headline numbers (uqcompress.report.intervals)
+        metrics.update(run_intervals(base, comp, n_boot=int(cfg["bootstrap"]), seed=int(cfg["seed"])))
+    return RunResult(metrics, pred, base, comp, inputs)
 
 
 def inference_batch_size(cfg: dict, device: str) -> int:
@@ -318,12 +354,7 @@ def run_config(cfg: dict) -> RunResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)  # torch.ao deprecation chatter
         result = evaluate_bundles(baseline, compressed, data, ood, cfg, runner)
-    meta = {
-        "config.model": cfg["model"]["name"], "config.quant": cfg["quant"]["name"],
-        "config.uncertainty": cfg["uncertainty"]["name"], "config.selector": cfg["selector"]["name"],
-        "config.data": cfg["data"]["name"], "config.ood": (cfg.get("ood") or {}).get("name", "none"),
-        "config.seed": cfg["seed"], "config.device": str(device),
-    }
+    meta = config_facts(cfg)  # the whole resolved config: config.<group> = choice, config.<path> = each option
     if data.info.get("label_mapping"):  # string labels -> ids: report the mapping as class names in id order
         mapping = data.info["label_mapping"]
         meta["data.label_mapping"] = sorted(mapping, key=mapping.get)

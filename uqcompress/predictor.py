@@ -279,9 +279,13 @@ def _cpu_state(module: nn.Module) -> dict:
 
 def _load_plain(path: Path) -> Any:
     """``torch.load(weights_only=True)``; a file holding torchao weights (quant=int8/int4_weight_only) needs torchao's
-    tensor classes, which torchao registers as safe globals when imported: import it then and read again."""
+    tensor classes, which torchao registers as safe globals when imported: import it then and read again. torch's
+    own deprecation messages about the storages of quantized tensors are filtered (:mod:`uqcompress._quiet`)."""
+    from uqcompress._quiet import known_chatter
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with known_chatter():
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         if "torchao" not in str(e):
             raise

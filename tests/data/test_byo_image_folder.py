@@ -167,3 +167,16 @@ def test_cli_end_to_end_int8_with_image_folder_ood(cli, mnist_folder, animal_fol
     assert res["compressed.model_size_bytes"] < 0.3 * res["baseline.model_size_bytes"]
     assert res["data.label_mapping"] == [str(c) for c in range(10)]
     assert 0.5 < res["compressed.ood_auroc"] <= 1  # silhouettes are far from digits
+
+
+def test_every_sample_keeps_its_file_path_through_splits_and_limits(mnist_folder, animal_folder):
+    """``Split.sources`` names each sample's own file (reports show it), through the split, ``head`` and ``subset``."""
+    root, _ = mnist_folder
+    d = load_dataset({"name": "image_folder", "path": str(root)}, seed=0)
+    for s in (d["test"], d["calibration"].head(7), d["fit"].subset([5, 2, 9])):
+        assert len(s.sources) == len(s)
+        for x, path in zip(s.x, s.sources):
+            on_disk = torch.from_numpy(np.asarray(Image.open(path), dtype=np.float32) / 255.0)
+            assert torch.equal(x[0], on_disk), path
+    ood = load_dataset({"name": "image_folder", "path": str(animal_folder), "as_ood": True}, seed=0)["test"]
+    assert [p.split("/")[-1] for p in ood.sources] == [f"a{i:03d}.png" for i in range(150)]

@@ -75,7 +75,7 @@ def test_failing_job_is_recorded_and_sweep_goes_on(cli, tmp_path):
     out = subprocess.run([sys.executable, "-m", "uqcompress.report", str(sweep), "--n-boot", "50"], cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    md = (sweep / "summary.md").read_text()
+    md = (sweep / "report" / "summary.md").read_text()
     assert "## Failed jobs" in md and "selector.target=1.5" in md
 
 
@@ -92,11 +92,11 @@ def test_joblib_launcher_runs_sweep_with_two_workers_and_report(cli, tmp_path):
     assert rep.returncode == 0, rep.stderr
     for name in ("summary.csv", "summary.md", "risk_coverage.png", "reliability.png", "confidence_id_vs_ood.png",
                  "flips_vs_kl.png", "accuracy_delta_vs_flips.png"):
-        assert (sweep / name).is_file() and (sweep / name).stat().st_size > 0, name
-    summary = pd.read_csv(sweep / "summary.csv")
-    assert len(summary) == 4 and {"compressed.flips", "compressed.kl", "compressed.accuracy.ci_low"} <= set(summary)
-    assert (summary["compressed.accuracy.ci_low"] <= summary["compressed.accuracy"]).all()
-    # single runs wrote their own plots too
+        assert (sweep / "report" / name).is_file() and (sweep / "report" / name).stat().st_size > 0, name
+    summary = pd.read_csv(sweep / "report" / "summary.csv")
+    assert len(summary) == 4 and {"compressed.flips", "compressed.kl", "compressed.accuracy_ci_low"} <= set(summary)
+    assert (summary["compressed.accuracy_ci_low"] <= summary["compressed.accuracy"]).all()
+    # single runs wrote their own plots too, and the report did not overwrite them: its own are in report/
     assert len(list(sweep.rglob("risk_coverage.png"))) == 5
 
 

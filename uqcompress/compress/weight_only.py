@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import logging
 from contextlib import contextmanager
 from functools import partial
 from typing import Iterator
@@ -48,17 +47,13 @@ MAPPINGS = ("asymmetric", "symmetric")
 
 @contextmanager
 def quiet_torchao() -> Iterator[None]:
-    """Import torchao without its warnings about CUDA-only extension libraries that a CPU build cannot load."""
-    loggers = [logging.getLogger(n) for n in ("torchao", "torch.utils._pytree")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
+    """Import torchao without its known import-time messages (CUDA-only extension libraries a CPU build cannot load,
+    no Triton, pytree enum registration): see :mod:`uqcompress._quiet`."""
+    from uqcompress._quiet import known_chatter
+
+    with known_chatter():
         import torchao  # noqa: F401
         yield
-    finally:
-        for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
 
 
 def _groupable(model: nn.Module, names: list[str], group_size: int | None) -> tuple[list[str], list[str]]:

@@ -28,10 +28,12 @@ MODALITIES = ("image", "text", "multiple_choice", "tensor")  # tensor: any other
 
 @dataclass
 class Split:
-    """One split: inputs ``x`` (tensor or list) and labels ``y`` (int64 tensor or None)."""
+    """One split: inputs ``x`` (tensor or list), labels ``y`` (int64 tensor or None) and, where the samples come from
+    files (``data=image_folder``), each sample's file path in ``sources`` (shown in reports; kept by ``subset``)."""
 
     x: Any
     y: torch.Tensor | None = None
+    sources: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -42,7 +44,8 @@ class Split:
             x = self.x[idx]
         else:
             x = [self.x[i] for i in idx.tolist()]
-        return Split(x, None if self.y is None else self.y[idx])
+        sources = None if self.sources is None else [self.sources[i] for i in idx.tolist()]
+        return Split(x, None if self.y is None else self.y[idx], sources)
 
     def head(self, n: int | None) -> "Split":
         """The first ``n`` samples (all when ``n`` is None or larger than the split)."""

@@ -146,8 +146,9 @@ def build_bundle(
     class_names: list[str] | None = None,
     label_mapping: dict[str, int] | None = None,
     info: dict[str, Any] | None = None,
+    sources: list[str] | None = None,
 ) -> DataBundle:
-    """The :class:`DataBundle` of one loaded pool of samples.
+    """The :class:`DataBundle` of one loaded pool of samples (``sources``: each sample's file, for reports).
 
     With ``as_ood: true`` the whole pool is the ``test`` split (labels kept if present, never required).
     Otherwise labels are required; ``data.num_classes`` / ``class_names`` fix the label space (labels outside it
@@ -170,7 +171,7 @@ def build_bundle(
         k = int(k)
         class_names = list(class_names or [str(i) for i in range(k)])
     if is_ood(cfg):
-        return DataBundle(source, modality, k, {"test": Split(x, y)}, class_names or [], info)
+        return DataBundle(source, modality, k, {"test": Split(x, y, sources)}, class_names or [], info)
     if y is None:
         raise ValueError(f"{source}: no labels found; labels are needed unless the data is used as ood=")
     parts = assign_splits(y, given_splits, _fractions(cfg), seed, source)
@@ -178,7 +179,7 @@ def build_bundle(
         if s not in parts:
             raise ValueError(f"{source}: too few samples for a '{s}' split ({len(y)} in all); "
                              "add samples or change data.splits")
-    whole = Split(x, y)
+    whole = Split(x, y, sources)
     return DataBundle(source, modality, k, {s: whole.subset(idx) for s, idx in parts.items()},
                       class_names or [], info)
 

@@ -187,8 +187,10 @@ def load_image_folder(cfg: dict, seed: int) -> DataBundle:
     if not files:
         loose = _images_in(root, recursive=False)
         if loose and is_ood(cfg):  # an OOD set may be a flat folder of unlabeled images
-            x = read_images(_subsample(loose, per_class, rng), channels, size, "ood")
-            return build_bundle("image_folder", str(root), "image", x, None, cfg, seed)
+            loose = _subsample(loose, per_class, rng)
+            x = read_images(loose, channels, size, "ood")
+            return build_bundle("image_folder", str(root), "image", x, None, cfg, seed,
+                                sources=[str(f) for f in loose])
         raise ValueError(f"data=image_folder: '{root}' has no class folders with images; expected the layout "
                          f"{root}/<class>/<image>.png" + (" (found loose images: that works only as ood=)"
                                                            if loose else ""))
@@ -201,4 +203,5 @@ def load_image_folder(cfg: dict, seed: int) -> DataBundle:
     return build_bundle("image_folder", str(root), "image", x, y, cfg, seed,
                         given_splits=np.asarray(splits, dtype=object) if splits else None,
                         class_names=class_names, label_mapping=mapping,
-                        info={"source": f"image folder {root} ({len(files)} images)"})
+                        info={"source": f"image folder {root} ({len(files)} images)"},
+                        sources=[str(f) for f in files])

@@ -33,7 +33,9 @@ Example (a tiny random LLaMA and a word-level tokenizer):
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
 import logging
 import os
 import shutil
@@ -62,6 +64,13 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_NOTE = ("baseline is SmolLM2-135M-Instruct dequantized from a 4-bit GGUF (Q4_1) to float32: its weights "
                 "already carry 4-bit quantization error")
 VERSION = 1  # bump when scoring or prompting changes: invalidates cached logits
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_kw(decoder: type) -> str:
+    """The decoder's name for its key/value cache: ``cache`` where its forward takes it (transformers 5.2x deprecates
+    ``past_key_values`` with a FutureWarning on every call and drops it in 5.40), else ``past_key_values``."""
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 
 class MultipleChoiceLM(nn.Module):
@@ -111,8 +120,9 @@ class MultipleChoiceLM(nn.Module):
         lengths = option_mask.long().sum(-1)  # (b, k); 0 = missing option
         # left padding: real prompt tokens get positions 0..len-1, the last one predicts the first option token
         pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+        cache_kw = _cache_kw(type(body))
         out = body(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, use_cache=True)
-        cache = out.past_key_values
+        cache = out.cache if cache_kw == "cache" else out.past_key_values
         if not hasattr(cache, "batch_select_indices"):
             raise ValueError(f"model '{type(self.lm).__name__}' returns no batch-indexable key/value cache "
                              f"({type(cache).__name__}); it cannot be scored on multiple-choice questions")
@@ -125,8 +135,8 @@ class MultipleChoiceLM(nn.Module):
         mask = option_mask[q_idx, o_idx, :o].bool()
         plen = prompt_mask.sum(-1)[q_idx]
         hidden = body(input_ids=ids, attention_mask=torch.cat([prompt_mask[q_idx], mask.long()], 1),
-                      position_ids=plen[:, None] + torch.arange(o, device=ids.device), past_key_values=cache,
-                      use_cache=True).last_hidden_state
+                      position_ids=plen[:, None] + torch.arange(o, device=ids.device), use_cache=True,
+                      **{cache_kw: cache}).last_hidden_state
         # token j of an option is predicted from the state before it: the prompt's last one for j = 0
         pred = torch.cat([last[:, None], hidden[:, :-1]], 1)
         tok_lp = torch.zeros(mask.shape, dtype=torch.float32, device=ids.device)

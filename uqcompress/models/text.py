@@ -35,8 +35,14 @@ def import_transformers():
         ensure_torchvision()
     except Exception:  # text models do not need torchvision itself; transformers only probes for it
         pass
+    from uqcompress._quiet import known_chatter
+
     try:
-        import transformers
+        with known_chatter():
+            import transformers
+            # its model machinery imports torchao (when installed) on first use: import it here, where the known
+            # import-time messages of torchao are filtered (uqcompress._quiet), not in the middle of a run
+            import transformers.modeling_utils  # noqa: F401
     except ImportError:
         raise ModuleNotFoundError("text models need 'transformers'; install it with: pip install 'uqcompress[text]'"
                                   ) from None

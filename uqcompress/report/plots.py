@@ -1,20 +1,23 @@
 """Plots people look at: risk–coverage, reliability, ID-vs-OOD confidence, flips vs KL, accuracy delta vs flips,
-cascade accuracy / agreement vs deferral rate.
+the effect of each swept factor, and a cascade's accuracy / agreement vs deferral rate.
 
 Every function takes plain tables (a run's ``predictions.csv`` as a DataFrame, or a sweep's summary) and writes one
-PNG with a title, axis labels with units and a legend.
+PNG with a title, axis labels with units and a legend. Several runs are drawn as small multiples (one panel per run,
+same axes), so no run hides another; the baseline is always black and dashed, named once in the figure legend.
+Numbers in legends carry enough digits to tell the runs apart (:func:`uqcompress.report.formatting.decimals_for`).
 
 Example:
     >>> import pandas as pd
     >>> from uqcompress.report.plots import reliability_points
-    >>> reliability_points(pd.Series([0.95, 0.95, 0.55]), pd.Series([True, False, True]), n_bins=2)[1].tolist()
+    >>> reliability_points(pd.Series([0.95, 0.95, 0.45]), pd.Series([True, False, True]), n_bins=2)[1].tolist()
     [1.0, 0.5]
 """
 from __future__ import annotations
 
 import tempfile
+import textwrap
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import matplotlib
 
@@ -23,13 +26,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
 from uqcompress import metrics as M  # noqa: E402
+from uqcompress.report.formatting import decimals_for, fmt, is_missing  # noqa: E402
 
 BASE_STYLE = dict(color="black", linestyle="--", linewidth=1.5)
+COMP_STYLE = dict(color="tab:blue", linewidth=1.5)
+BASE_HANDLE = Line2D([], [], label="baseline (dashed)", **BASE_STYLE)
+COMP_HANDLE = Line2D([], [], label="compressed", **COMP_STYLE)
+PANEL_IN = (3.4, 2.9)  # inches per small-multiple panel
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig: plt.Figure, path: Path, layout: bool = True) -> Path:
+    if layout:
+        fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=120)
@@ -42,30 +54,65 @@ def _correct(pred: pd.DataFrame, who: str) -> np.ndarray:
     return (pred[f"{who}_pred"] == pred["label"]).to_numpy()
 
 
+def _test(pred: pd.DataFrame) -> pd.DataFrame:
+    return pred[pred.split == "test"]
+
+
+def _note(ax: plt.Axes, lines: Sequence[str]) -> None:
+    """Small text box in the lower-right corner of a panel (numbers that belong to that panel)."""
+    ax.text(0.98, 0.03, "\n".join(lines), transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
+            family="monospace", bbox=dict(boxstyle="round,pad=0.3", facecolor="white", alpha=0.85, linewidth=0.5))
+
+
+def small_multiples(preds: dict[str, pd.DataFrame], draw: Callable[[plt.Axes, pd.DataFrame, str], None],
+                    path: Path, title: str, handles: Sequence[Any], xlabel: str, ylabel: str,
+                    sharey: bool = True) -> Path:
+    """One panel per run (``draw(ax, predictions, label)``), shared axes, one legend for the whole figure."""
+    n = len(preds)
+    ncols = min(n, 4)
+    nrows = -(-n // ncols)
+    panel = (6.0, 4.2) if n == 1 else PANEL_IN
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel[0] * ncols, panel[1] * nrows + 0.8), sharex=True,
+                             sharey=sharey, squeeze=False, layout="constrained")
+    for ax, (label, pred) in zip(axes.flat, preds.items()):
+        draw(ax, pred, label)
+        if label:
+            ax.set_title("\n".join(textwrap.wrap(label, 38)), fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel, fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel, fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.legend(handles=list(handles), loc="outside lower center", fontsize=8, ncol=len(handles), frameon=False)
+    return _save(fig, path, layout=False)
+
+
+def _aurc(pred: pd.DataFrame, who: str) -> float:
+    test = _test(pred)
+    return M.aurc(test[f"{who}_confidence"].to_numpy(), _correct(test, who))["aurc"]
+
+
 def risk_coverage(curves: dict[str, pd.DataFrame], path: Path, title: str = "Risk–coverage") -> Path:
-    """Selective risk vs coverage on the test split: baseline dashed, one solid line per compressed run."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    base_drawn = False
-    for label, pred in curves.items():
-        test = pred[pred.split == "test"]
-        for who in ("baseline", "compressed"):
-            if who == "baseline" and base_drawn:
-                continue
+    """Selective risk vs coverage on the test split, one panel per run: baseline dashed, compressed solid, AURC of
+    each with enough digits to tell the runs apart."""
+    aurcs = {label: (_aurc(p, "baseline"), _aurc(p, "compressed")) for label, p in curves.items()}
+    d = decimals_for([v for pair in aurcs.values() for v in pair])
+
+    def draw(ax: plt.Axes, pred: pd.DataFrame, label: str) -> None:
+        test = _test(pred)
+        for who, style in (("baseline", BASE_STYLE), ("compressed", COMP_STYLE)):
             cov, risk = M.risk_coverage_curve(test[f"{who}_confidence"].to_numpy(), _correct(test, who))
-            aurc = M.aurc(test[f"{who}_confidence"].to_numpy(), _correct(test, who))["aurc"]
-            if who == "baseline":
-                ax.plot(cov, risk, label=f"baseline (AURC {aurc:.4f})", **BASE_STYLE)
-                base_drawn = True
-            else:
-                ax.plot(cov, risk, label=f"{label} (AURC {aurc:.4f})", linewidth=1.5)
-    ax.set_xlabel("coverage (fraction of test inputs answered)")
-    ax.set_ylabel("selective risk (error rate among answered)")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(bottom=0)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+            ax.plot(cov, risk, **style)
+        b, c = aurcs[label]
+        _note(ax, [f"AURC base {fmt(b, d)}", f"     comp {fmt(c, d)}"])
+        ax.set_xlim(0, 1)
+        ax.set_ylim(bottom=0)
+
+    return small_multiples(curves, draw, path, title, [BASE_HANDLE, COMP_HANDLE],
+                           "coverage (share of test inputs answered)", "selective risk (error rate answered)")
 
 
 def reliability_points(conf: pd.Series, correct: pd.Series, n_bins: int = 15) -> tuple[np.ndarray, np.ndarray,
@@ -81,59 +128,181 @@ def reliability_points(conf: pd.Series, correct: pd.Series, n_bins: int = 15) ->
     return mean_c, acc, count[keep]
 
 
-def reliability(pred: pd.DataFrame, path: Path, title: str = "Reliability", n_bins: int = 15) -> Path:
-    """Accuracy vs confidence (max softmax) per bin on the test split, baseline vs compressed, with ECE."""
-    test = pred[pred.split == "test"]
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=1, label="perfect calibration")
-    for who, style in (("baseline", dict(marker="o", **BASE_STYLE)), ("compressed", dict(marker="s", linewidth=1.5))):
-        mc, acc, count = reliability_points(test[f"{who}_pmax"], _correct(test, who), n_bins)
-        ece = float(np.sum(count * np.abs(acc - mc)) / count.sum())  # same binning as metrics.calibration
-        ax.plot(mc, acc, label=f"{who} (ECE {ece:.4f})", **style)
-    ax.set_xlabel("confidence (max softmax probability)")
-    ax.set_ylabel("accuracy in bin")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+def _ece(pred: pd.DataFrame, who: str, n_bins: int) -> float:
+    test = _test(pred)
+    mc, acc, count = reliability_points(test[f"{who}_pmax"], _correct(test, who), n_bins)
+    return float(np.sum(count * np.abs(acc - mc)) / count.sum())  # same binning as metrics.calibration
 
 
-def confidence_hist(pred: pd.DataFrame, path: Path, who: str = "compressed", title: str | None = None,
-                    threshold: float | None = None) -> Path:
-    """Histogram of confidence on ID test vs OOD inputs (with the selector threshold when given)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    test = pred[pred.split == "test"][f"{who}_confidence"]
-    bins = np.histogram_bin_edges(pred[f"{who}_confidence"], bins=40)
-    ax.hist(test, bins=bins, alpha=0.6, density=True, label=f"in-distribution test (n={len(test)})")
-    ood = pred[pred.split == "ood"][f"{who}_confidence"]
-    if len(ood):
-        auroc = M.ood(test.to_numpy(), ood.to_numpy())["auroc"]
-        ax.hist(ood, bins=bins, alpha=0.6, density=True, label=f"OOD (n={len(ood)}, AUROC {auroc:.3f})")
-    if threshold is not None and np.isfinite(threshold):
-        ax.axvline(threshold, color="black", linestyle=":", label=f"threshold {threshold:.3g}")
-    ax.set_xlabel(f"{who} confidence score (higher = more confident)")
-    ax.set_ylabel("density")
-    ax.set_title(title or f"Confidence, ID vs OOD ({who})")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+def reliability(preds: pd.DataFrame | dict[str, pd.DataFrame], path: Path, title: str = "Reliability",
+                n_bins: int = 15) -> Path:
+    """Accuracy vs confidence (max softmax) per bin on the test split, baseline vs compressed, with ECE; one panel
+    per run when ``preds`` maps labels to several runs' predictions."""
+    preds = preds if isinstance(preds, dict) else {"": preds}
+    eces = {label: (_ece(p, "baseline", n_bins), _ece(p, "compressed", n_bins)) for label, p in preds.items()}
+    d = decimals_for([v for pair in eces.values() for v in pair])
+
+    def draw(ax: plt.Axes, pred: pd.DataFrame, label: str) -> None:
+        test = _test(pred)
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=1)
+        for who, style in (("baseline", dict(marker="o", markersize=3, **BASE_STYLE)),
+                           ("compressed", dict(marker="s", markersize=3, **COMP_STYLE))):
+            mc, acc, _ = reliability_points(test[f"{who}_pmax"], _correct(test, who), n_bins)
+            ax.plot(mc, acc, **style)
+        b, c = eces[label]
+        _note(ax, [f"ECE base {fmt(b, d)}", f"    comp {fmt(c, d)}"])
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+
+    diagonal = Line2D([], [], color="grey", linewidth=1, label="perfect calibration")
+    return small_multiples(preds, draw, path, title, [BASE_HANDLE, COMP_HANDLE, diagonal],
+                           "confidence (max softmax probability)", "accuracy in bin")
+
+
+def confidence_hist(preds: pd.DataFrame | dict[str, pd.DataFrame], path: Path, who: str = "compressed",
+                    title: str | None = None, threshold: float | dict[str, float] | None = None) -> Path:
+    """Histogram of ``who``'s confidence on ID test vs OOD inputs, with the selector's threshold when given (a number,
+    or one per run); one panel per run when ``preds`` maps labels to several runs' predictions."""
+    preds = preds if isinstance(preds, dict) else {"": preds}
+    thresholds = threshold if isinstance(threshold, dict) else {label: threshold for label in preds}
+    aurocs = {}
+    for label, pred in preds.items():
+        ood = pred[pred.split == "ood"][f"{who}_confidence"]
+        aurocs[label] = M.ood(_test(pred)[f"{who}_confidence"].to_numpy(), ood.to_numpy())["auroc"] \
+            if len(ood) else float("nan")
+    d = decimals_for(aurocs.values(), least=3)
+
+    def draw(ax: plt.Axes, pred: pd.DataFrame, label: str) -> None:
+        bins = np.histogram_bin_edges(pred[f"{who}_confidence"], bins=40)
+        test = _test(pred)[f"{who}_confidence"]
+        ood = pred[pred.split == "ood"][f"{who}_confidence"]
+        ax.hist(test, bins=bins, alpha=0.6, density=True, color="tab:blue")
+        if len(ood):
+            ax.hist(ood, bins=bins, alpha=0.6, density=True, color="tab:orange")
+        t = thresholds.get(label)
+        if t is not None and not is_missing(t) and np.isfinite(t):
+            ax.axvline(t, color="black", linestyle=":")
+        _note(ax, [f"n ID {len(test)}, OOD {len(ood)}"] + ([f"AUROC {fmt(aurocs[label], d)}"] if len(ood) else []))
+
+    handles = [Patch(color="tab:blue", alpha=0.6, label="in-distribution test"),
+               Patch(color="tab:orange", alpha=0.6, label="OOD"),
+               Line2D([], [], color="black", linestyle=":", label="selector threshold")]
+    return small_multiples(preds, draw, path, title or f"Confidence, ID vs OOD ({who} model)", handles,
+                           f"{who} confidence score (higher = more confident)", "density", sharey=False)
+
+
+def distinct_points(x: Sequence[float], y: Sequence[float]) -> int:
+    """How many distinct finite (x, y) pairs there are (a correlation needs at least 3).
+
+    >>> distinct_points([0.1, 0.1, 0.2], [1, 1, 2])
+    2
+    """
+    pts = {(float(a), float(b)) for a, b in zip(x, y) if np.isfinite(a) and np.isfinite(b)}
+    return len(pts)
+
+
+def flips_vs_kl_correlation(summary: pd.DataFrame) -> tuple[float | None, int, int]:
+    """(Spearman ρ of flips vs KL or None when there are fewer than 3 distinct points, runs, distinct points)."""
+    x = summary["compressed.kl"].to_numpy(float)
+    y = summary["compressed.flips"].to_numpy(float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    k = distinct_points(x[ok], y[ok])
+    return (M.spearman(x[ok], y[ok]) if k >= 3 else None), int(ok.sum()), k
 
 
 def flips_vs_kl(summary: pd.DataFrame, path: Path, title: str = "Flips vs KL across runs") -> Path:
-    """Scatter of flips against KL(base‖comp), one point per compressed run, with Spearman ρ."""
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    x, y = summary["compressed.kl"].to_numpy(float), summary["compressed.flips"].to_numpy(float)
-    ax.scatter(x, y)
-    for _, r in summary.iterrows():
-        ax.annotate(str(r["label"]), (r["compressed.kl"], r["compressed.flips"]), fontsize=7,
-                    xytext=(3, 3), textcoords="offset points")
-    rho = M.spearman(x, y) if len(summary) >= 3 else float("nan")
+    """Scatter of flips against KL(base‖comp), one marker per run (named in the legend, so labels never overlap);
+    Spearman ρ only with at least 3 distinct points, with the number of runs and of distinct points."""
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    markers = "osD^v<>PX*"
+    for i, (label, kl, flips) in enumerate(zip(summary["label"], summary["compressed.kl"],
+                                               summary["compressed.flips"])):
+        # hollow markers of different shapes: runs at the same point stay visible on top of each other
+        ax.scatter([kl], [flips], marker=markers[i % len(markers)], s=70 - 4 * (i % 8), facecolors="none",
+                   edgecolors=f"C{i % 10}", linewidths=1.5, label=str(label), zorder=3)
+    rho, n, k = flips_vs_kl_correlation(summary)
+    stat = (f"Spearman ρ = {rho:.3f} (n = {n} runs, {k} distinct points)" if rho is not None else
+            f"no correlation shown: {k} distinct point{'s' if k != 1 else ''} from {n} runs (needs ≥ 3)")
     ax.set_xlabel("KL(baseline ‖ compressed) on test (nats, mean per sample)")
-    ax.set_ylabel("flips (fraction of test samples C→I or I→C)")
-    ax.set_title(f"{title} (Spearman ρ = {rho:.3f}, n = {len(summary)})")
+    ax.set_ylabel("flips (share of test samples C→I or I→C)")
+    ax.set_title(f"{title}\n{stat}", fontsize=10)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _save(fig, path)
+
+
+#: the sweep metrics drawn against each swept factor (with a baseline counterpart drawn dashed where it exists)
+FACTOR_METRICS = [("compressed.accuracy", "accuracy"), ("compressed.flips", "flips (C→I + I→C)"),
+                  ("compressed.coverage", "coverage (test)"), ("compressed.selective_risk", "selective risk"),
+                  ("compressed.saved_rate", "saved-from-misclassification"), ("compressed.ood_auroc", "OOD AUROC")]
+
+
+def _as_numbers(values: Sequence[Any]) -> np.ndarray | None:
+    try:
+        out = np.asarray([float(v) for v in values])
+    except (TypeError, ValueError):
+        return None
+    return out if np.isfinite(out).all() else None
+
+
+def factor_effect(summary: pd.DataFrame, factor: str, others: Sequence[str], path: Path) -> Path:
+    """Headline metrics (with their 95% intervals) against one swept factor; one series per setting of the other
+    swept factors; the baseline's value (accuracy, OOD AUROC, coverage, ...) dashed in the series' colour."""
+    col = f"config.{factor}"
+    metrics = [(k, name) for k, name in FACTOR_METRICS if k in summary and summary[k].notna().any()]
+    values = list(dict.fromkeys(summary[col].tolist()))
+    nums = _as_numbers(values)
+    if nums is not None:
+        order = [v for _, v in sorted(zip(nums, values))]
+        pos = {v: float(x) for v, x in zip(values, nums)}
+        span = (max(nums) - min(nums)) or 1.0
+        gaps = np.diff(np.unique(nums))
+        step = float(gaps.min()) if len(gaps) else span
+    else:
+        order = values
+        pos = {v: float(i) for i, v in enumerate(values)}
+        step = 1.0
+    others = [o for o in others if o != factor]
+    groups = summary.groupby([f"config.{o}" for o in others], sort=False, dropna=False) if others \
+        else [((), summary)]
+    groups = list(groups)
+    ncols = min(3, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows + 1.0), squeeze=False,
+                             layout="constrained")
+    handles = []
+    for gi, (key, g) in enumerate(groups):
+        key = key if isinstance(key, tuple) else (key,)
+        name = ", ".join(f"{o}={v}" for o, v in zip(others, key)) or "compressed"
+        color = f"C{gi % 10}"
+        dodge = (gi - (len(groups) - 1) / 2) * 0.06 * step
+        g = g.assign(_x=[pos[v] + dodge for v in g[col]]).sort_values("_x")
+        for ax, (k, _) in zip(axes.flat, metrics):
+            y = g[k].to_numpy(float)
+            lo, hi = g.get(f"{k}_ci_low"), g.get(f"{k}_ci_high")
+            yerr = None
+            if lo is not None and hi is not None and np.isfinite(lo.to_numpy(float)).any():
+                yerr = np.abs(np.vstack([y - lo.to_numpy(float), hi.to_numpy(float) - y]))
+                yerr = np.nan_to_num(yerr)
+            ax.errorbar(g["_x"], y, yerr=yerr, color=color, marker="o", markersize=4, capsize=3, linewidth=1.2)
+            base = k.replace("compressed.", "baseline.")
+            if base != k and base in g and g[base].notna().any():
+                ax.plot(g["_x"], g[base].to_numpy(float), color=color, marker="x", markersize=4, **{
+                    k2: v for k2, v in BASE_STYLE.items() if k2 != "color"})
+        handles.append(Line2D([], [], color=color, marker="o", label=name))
+    for ax, (k, name) in zip(axes.flat, metrics):
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([pos[v] for v in order])
+        ax.set_xticklabels([str(v) for v in order], rotation=20 if nums is None else 0, fontsize=8,  # as given
+                           ha="right" if nums is None else "center")
+        ax.set_xlabel(factor, fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    handles.append(Line2D([], [], marker="x", label="baseline (dashed)", **BASE_STYLE))
+    fig.suptitle(f"Effect of {factor} (bars: 95% bootstrap intervals over test samples)", fontsize=11)
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncol=min(4, len(handles)), frameon=False)
+    return _save(fig, path, layout=False)
 
 
 def accuracy_delta_vs_flips(summary: pd.DataFrame, path: Path) -> Path:
@@ -192,7 +361,7 @@ def plot_run(run: Any, out_dir: str | Path | None = None) -> list[Path]:
     """The single-run plots (risk–coverage, reliability, ID/OOD confidence) from a RunResult into ``out_dir``."""
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="uqcompress_plots_"))
     pred = run.predictions
-    label = str(run.metrics.get("config.quant", "compressed"))
+    label = f"{run.metrics.get('config.model', 'model')} × {run.metrics.get('config.quant', 'compressed')}"
     paths = [risk_coverage({label: pred}, out / "risk_coverage.png"),
              reliability(pred, out / "reliability.png")]
     if (pred.split == "ood").any():

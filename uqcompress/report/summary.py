@@ -1,9 +1,13 @@
-"""One table for a sweep: a row per run (config + key metrics + bootstrap CIs), failed jobs listed, plots.
+"""A sweep at a glance: one row per run, labelled by what the sweep changed; failed jobs listed; plots; one page.
+
+Labels come from the swept overrides: the ``key=value`` overrides (``run.overrides`` in each ``results.json``) whose
+value differs between runs, e.g. ``quant=int8, selector.target=0.8``; each swept key is a ``config.<key>`` column
+holding the value that run used. Runs written before overrides were recorded are labelled by the ``config.*`` keys
+that differ. The report goes to its own folder (default ``<first DIR>/report/``), never into a run folder.
 
 Example:
-    >>> from uqcompress.report.summary import find_runs
-    >>> find_runs([])
-    []
+    >>> swept_factors([["quant=int8", "limit=300"], ["quant=none", "limit=300"]])
+    ['quant']
 """
 from __future__ import annotations
 
@@ -12,18 +16,20 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
-from uqcompress import metrics as M
 from uqcompress.cache import atomic_write_text
 from uqcompress.report import plots
+from uqcompress.report.formatting import decimals_for, fmt, fmt_interval, is_missing
+from uqcompress.report.intervals import HEADLINE, HIGH, LOW, intervals_from_predictions
 from uqcompress.report.results import PREDICTIONS, RESULTS, UnreadableResults, predictions_problem, read_results
 
 log = logging.getLogger(__name__)
 
+FAILED = "failed.json"
+REPORT_DIR = "report"
 CONFIG_COLS = ["config.model", "config.quant", "config.uncertainty", "config.selector", "config.data", "config.ood"]
 METRIC_COLS = [
     "baseline.accuracy", "compressed.accuracy", "compressed.accuracy_delta", "compressed.flips", "compressed.c2i",
@@ -31,8 +37,15 @@ METRIC_COLS = [
     "compressed.selective_risk", "compressed.saved_rate", "compressed.flip_catch_rate", "baseline.ood_auroc",
     "compressed.ood_auroc", "baseline.ece", "compressed.ece", "baseline.aurc", "compressed.aurc",
     "baseline.model_size_bytes", "compressed.model_size_bytes", "baseline.latency_ms_per_sample",
-    "compressed.latency_ms_per_sample",
+    "compressed.latency_ms_per_sample", "compressed.speedup", "compressed.threshold",
+    "baseline.coverage", "baseline.selective_risk", "baseline.saved_rate", "n_test", "n_ood",
 ]
+CI_COLS = [k + s for k in HEADLINE for s in (LOW, HIGH)]
+#: the columns of summary.md and of the sweep page's table (with intervals where the run has them)
+TABLE_COLS = ["baseline.accuracy", "compressed.accuracy", "compressed.flips", "compressed.c2i", "compressed.i2c",
+              "compressed.kl", "compressed.coverage", "compressed.selective_risk", "compressed.saved_rate",
+              "compressed.flip_catch_rate", "compressed.ood_auroc", "compressed.ece", "compressed.aurc",
+              "compressed.model_size_bytes", "compressed.latency_ms_per_sample"]
 
 
 def find_runs(dirs: Sequence[Path]) -> list[Path]:
@@ -42,150 +55,259 @@ def find_runs(dirs: Sequence[Path]) -> list[Path]:
         d = Path(d)
         if not d.exists():
             raise FileNotFoundError(f"no such directory: {d}")
-        for name in (RESULTS, "failed.json"):
+        for name in (RESULTS, FAILED):
             found.update(p.parent for p in d.rglob(name))
     return sorted(found)
 
 
-def _label(row: pd.Series, varying: list[str]) -> str:
-    parts = [str(row[c]) for c in varying] or [str(row.get("config.quant", "run"))]
-    return "/".join(parts)
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / RESULTS).is_file() or (Path(path) / FAILED).is_file()
 
 
-def _bootstrap(pred: pd.DataFrame, n_boot: int, seed: int = 0) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap CIs (95%) for compressed accuracy, flips, saved_rate and OOD AUROC."""
-    test = pred[pred.split == "test"]
-    y = test["label"].to_numpy()
-    b = test["baseline_pred"].to_numpy()
-    c = test["compressed_pred"].to_numpy()
-    acc = test["compressed_accepted"].to_numpy().astype(bool)
-    out = {
-        "compressed.accuracy": M.bootstrap_ci(lambda yy, cc: float(np.mean(yy == cc)), y, c, n_boot=n_boot,
-                                              seed=seed),
-        "compressed.flips": M.bootstrap_ci(lambda yy, bb, cc: float(np.mean((bb == yy) != (cc == yy))), y, b, c,
-                                           n_boot=n_boot, seed=seed),
-    }
-    wrong = c != y
-    if (~acc).any():
-        out["compressed.saved_rate"] = M.bootstrap_ci(
-            lambda a, w: float(np.sum(~a & w) / max(np.sum(~a), 1)), acc, wrong, n_boot=n_boot, seed=seed)
-    ood = pred[pred.split == "ood"]
-    if len(ood):
-        # resample ID and OOD separately (they are independent samples)
-        ci = test["compressed_confidence"].to_numpy()
-        co = ood["compressed_confidence"].to_numpy()
-        rng = np.random.default_rng(seed)
-        vals = [M.ood(ci[rng.integers(0, len(ci), len(ci))], co[rng.integers(0, len(co), len(co))])["auroc"]
-                for _ in range(min(n_boot, 200))]
-        out["compressed.ood_auroc"] = (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5)))
+def parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
+    """``{"key": "value"}`` of Hydra overrides (``+key=v`` / ``++key=v`` / ``~key`` read as ``key``).
+
+    >>> parse_overrides(["+seed=1", "quant=int8", "data.path=a=b"])
+    {'seed': '1', 'quant': 'int8', 'data.path': 'a=b'}
+    """
+    out = {}
+    for o in overrides:
+        key, _, value = str(o).partition("=")
+        out[key.lstrip("+~")] = value
     return out
 
 
-def _failure(run: Path) -> str:
-    """The error a failed job recorded (``failed.json``), or why that file cannot be read."""
+def swept_factors(overrides: Sequence[Sequence[str] | None]) -> list[str]:
+    """Keys whose override value differs between runs (or is given in some runs only), in order of appearance."""
+    parsed = [parse_overrides(o or []) for o in overrides]
+    keys = list(dict.fromkeys(k for p in parsed for k in p))
+    return [k for k in keys if len({p.get(k) for p in parsed}) > 1]
+
+
+def _config_factors(results: Sequence[dict[str, Any]]) -> list[str]:
+    """Without overrides: the ``config.*`` keys that differ, leaving out options below a group whose choice differs."""
+    keys = list(dict.fromkeys(k for r in results for k in r if k.startswith("config.")))
+    varying = [k for k in keys if len({json.dumps(r.get(k), default=str) for r in results}) > 1]
+    groups = [k for k in varying if k.count(".") == 1]
+    keep = [k for k in varying if not any(k.startswith(g + ".") for g in groups)]
+    return [k[len("config."):] for k in keep]
+
+
+def _value(res: dict[str, Any], key: str, overrides: dict[str, str]) -> Any:
+    v = res.get(f"config.{key}")
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        v = overrides.get(key, "(default)")
+    return ", ".join(map(str, v)) if isinstance(v, list) else v
+
+
+def _sort_key(v: Any) -> tuple:
     try:
-        info = json.loads((run / "failed.json").read_text())
+        return (0, float(v), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(v))
+
+
+def _failure(run: Path) -> str:
+    """The error a failed job recorded, or why its ``failed.json`` cannot be read."""
+    try:
+        info = json.loads((run / FAILED).read_text())
         return str(info.get("error", "?")) if isinstance(info, dict) else "failed.json is not a JSON object"
     except (OSError, ValueError) as e:
         return f"failed.json is unreadable ({type(e).__name__})"
 
 
+def _job_overrides(run: Path) -> list[str] | None:
+    """The overrides Hydra recorded for a job folder (``.hydra/overrides.yaml``), when there is one."""
+    path = run / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    try:
+        return [str(o) for o in OmegaConf.load(path)]
+    except Exception:  # unreadable: the job is still listed, by its folder
+        return None
+
+
 def summarize(runs: Sequence[Path], n_boot: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(summary of completed runs, table of failed runs).
+
+    The summary has ``label``, ``run``, ``config.<factor>`` per swept factor (listed in ``summary.attrs["factors"]``),
+    the config groups, the metrics and their ``_ci_low`` / ``_ci_high`` intervals: those stored in ``results.json``,
+    else (older runs) recomputed from ``predictions.csv`` with ``n_boot`` resamples (0: none).
 
     A run whose ``results.json`` is unreadable (truncated, not JSON) is listed as failed, with one warning naming the
     file; a ``predictions.csv`` that does not match its ``results.json`` gets no intervals or plots (one warning).
     """
-    rows, failed = [], []
+    results, done, failed_runs, unreadable = [], [], [], {}
     for r in runs:
         if (r / RESULTS).is_file():
             try:
                 res = read_results(r)
             except UnreadableResults as e:
                 log.warning("uqcompress.report: %s; listed as failed (rerun the sweep to redo it)", e)
-                failed.append({"run": str(r), "error": str(e)})
+                unreadable[r] = str(e)
+                failed_runs.append(r)
                 continue
-            row = {"run": str(r), **{c: res.get(c) for c in CONFIG_COLS + METRIC_COLS}}
             bad = predictions_problem(r, res)
             if bad:
                 log.warning("uqcompress.report: %s; its run is reported without intervals or plots", bad)
-            row["predictions"] = str(r / PREDICTIONS) if not bad and (r / PREDICTIONS).is_file() else None
-            if n_boot and row["predictions"]:
-                for k, (lo, hi) in _bootstrap(pd.read_csv(row["predictions"]), n_boot).items():
-                    row[f"{k}.ci_low"], row[f"{k}.ci_high"] = lo, hi
-            rows.append(row)
-        elif (r / "failed.json").is_file():
-            failed.append({"run": str(r), "error": _failure(r)})
+            res["_predictions_ok"] = not bad
+            results.append(res)
+            done.append(r)
+        elif (r / FAILED).is_file():
+            failed_runs.append(r)
+    overrides = [res.get("run.overrides") if isinstance(res.get("run.overrides"), list) else None
+                 for res in results]
+    overrides += [_job_overrides(r) for r in failed_runs]
+    if results and all(o is not None for o in overrides[: len(results)]):  # failed jobs add theirs when they have
+        factors = swept_factors([o for o in overrides if o is not None])
+    else:
+        factors = _config_factors(results)
+    rows = []
+    for r, res, ov in zip(done, results, overrides):
+        row: dict[str, Any] = {"run": str(r)}
+        parsed = parse_overrides(ov or [])
+        row.update({f"config.{k}": _value(res, k, parsed) for k in factors})
+        row.update({c: res.get(c) for c in CONFIG_COLS if c not in row})
+        row.update({c: res.get(c, math.nan) for c in METRIC_COLS + CI_COLS if c not in row})  # absent: NaN
+        row["predictions"] = str(r / PREDICTIONS) if res["_predictions_ok"] and (r / PREDICTIONS).is_file() else None
+        if n_boot and all(is_missing(row[c]) for c in CI_COLS) and row["predictions"]:
+            row.update({k: v for k, v in intervals_from_predictions(pd.read_csv(r / PREDICTIONS), n_boot=n_boot)
+                        .items() if k in CI_COLS})
+        row["run.overrides"] = " ".join(ov) if ov else None
+        rows.append(row)
     summary = pd.DataFrame(rows)
     if len(summary):
-        varying = [c for c in CONFIG_COLS if summary[c].nunique(dropna=False) > 1]
-        summary.insert(0, "label", [_label(row, varying) for _, row in summary.iterrows()])
-    return summary, pd.DataFrame(failed, columns=["run", "error"])
+        if factors:
+            order = sorted(range(len(summary)), key=lambda i: [_sort_key(summary[f"config.{f}"].iloc[i])
+                                                               for f in factors])
+            summary = summary.iloc[order].reset_index(drop=True)
+        labels = [", ".join(f"{f}={row[f'config.{f}']}" for f in factors) or Path(row["run"]).name
+                  for _, row in summary.iterrows()]
+        summary.insert(0, "label", _unique(labels))
+    summary.attrs["factors"] = factors
+    failed = []
+    for r, ov in zip(failed_runs, overrides[len(done):]):
+        parsed = parse_overrides(ov or [])
+        label = ", ".join(f"{f}={parsed[f]}" for f in factors if f in parsed) or r.name
+        failed.append({"label": label, "run": str(r), "error": unreadable.get(r) or _failure(r)})
+    return summary, pd.DataFrame(failed, columns=["label", "run", "error"])
 
 
-def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    if isinstance(v, float):
-        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4f}"
-    return str(v)
+def _unique(labels: list[str]) -> list[str]:
+    """Labels made unique by a ``#2``, ``#3`` suffix on repeats (the same overrides twice)."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return out
+
+
+def column_decimals(summary: pd.DataFrame, cols: Sequence[str]) -> dict[str, int]:
+    """Per column, the decimals that tell its runs apart (at least 4)."""
+    return {c: decimals_for(summary[c].tolist()) for c in cols if c in summary}
+
+
+def short(col: str) -> str:
+    """A column name for people: ``compressed.flips`` -> ``flips``, ``baseline.accuracy`` -> ``base accuracy``."""
+    return col.replace("compressed.", "").replace("baseline.", "base ")
+
+
+def correlation_line(summary: pd.DataFrame) -> str:
+    rho, n, k = plots.flips_vs_kl_correlation(summary)
+    if rho is None:
+        return (f"Spearman ρ(flips, KL): not computed, {k} distinct (KL, flips) point{'s' if k != 1 else ''} "
+                f"from {n} runs (needs at least 3).")
+    return f"Spearman ρ(flips, KL) = {rho:.3f} over n = {n} runs ({k} distinct points)."
 
 
 def to_markdown(summary: pd.DataFrame, failed: pd.DataFrame) -> str:
-    cols = ["label", "baseline.accuracy", "compressed.accuracy", "compressed.accuracy_delta", "compressed.flips",
-            "compressed.c2i", "compressed.i2c", "compressed.kl", "compressed.coverage", "compressed.saved_rate",
-            "compressed.flip_catch_rate", "compressed.ood_auroc", "compressed.ece", "compressed.aurc",
-            "compressed.model_size_bytes", "compressed.latency_ms_per_sample"]
-    cols = [c for c in cols if c in summary.columns]
+    cols = [c for c in TABLE_COLS if c in summary.columns]
+    dec = column_decimals(summary, cols)
     lines = ["# uqcompress sweep summary", ""]
+    factors = summary.attrs.get("factors", [])
+    if factors:
+        lines += [f"Swept: {', '.join(factors)}.", ""]
     if len(summary):
-        lines += ["| " + " | ".join(c.replace("compressed.", "") for c in cols) + " |",
-                  "|" + "---|" * len(cols)]
+        lines += ["| run | " + " | ".join(short(c) for c in cols) + " |", "|---|" + "---|" * len(cols)]
         for _, r in summary.iterrows():
             cells = []
             for c in cols:
-                cell = _fmt(r[c])
-                lo, hi = r.get(f"{c}.ci_low"), r.get(f"{c}.ci_high")
-                if lo is not None and not (isinstance(lo, float) and math.isnan(lo)):
-                    cell += f" [{lo:.3f}, {hi:.3f}]"
-                cells.append(cell)
-            lines.append("| " + " | ".join(cells) + " |")
-        if len(summary) >= 3:
-            rho = M.spearman(summary["compressed.kl"].to_numpy(float), summary["compressed.flips"].to_numpy(float))
-            lines += ["", f"Spearman ρ(flips, KL) across {len(summary)} runs: {rho:.3f}"]
-        lines += ["", "Brackets: 95% percentile bootstrap intervals over test samples."]
+                ci = fmt_interval(r.get(c + LOW), r.get(c + HIGH), dec[c])
+                cells.append(fmt(r[c], dec[c]) + (f" {ci}" if ci else ""))
+            lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
+        lines += ["", correlation_line(summary), "",
+                  "Brackets: 95% percentile bootstrap intervals over the test samples (models and threshold fixed)."]
     if len(failed):
-        lines += ["", "## Failed jobs", ""] + [f"- `{r.run}`: {r.error}" for r in failed.itertuples()]
+        lines += ["", "## Failed jobs", ""] + [f"- `{r.run}` ({r.label}): {r.error}" for r in failed.itertuples()]
     return "\n".join(lines) + "\n"
 
 
+def report_folder(dirs: Sequence[Path], out: Path | None, runs: Sequence[Path]) -> Path:
+    """Where the sweep report goes: ``out`` or ``<first DIR>/report``; refused inside (or as) a run folder."""
+    folder = Path(out) if out is not None else Path(dirs[0]) / REPORT_DIR
+    resolved = folder.resolve()
+    for r in runs:
+        if resolved == r.resolve() or r.resolve() in resolved.parents:
+            raise ValueError(f"the report folder {folder} is inside the run folder {r}; the report never writes "
+                             "into a run's folder: pass --out with a folder outside it")
+    return folder
+
+
 def write_report(dirs: Sequence[Path], out: Path | None = None, n_boot: int = 1000) -> list[Path]:
-    """Write summary.csv, summary.md and the sweep plots; returns the written paths."""
+    """Write summary.csv, summary.md, the sweep plots and report.html into the report folder; returns the paths."""
+    from uqcompress.report.html import sweep_page
+
     runs = find_runs(dirs)
     if not runs:
         raise FileNotFoundError(f"no results.json under {', '.join(map(str, dirs))}")
-    out = Path(out or dirs[0])
+    out = report_folder(dirs, out, runs)
     summary, failed = summarize(runs, n_boot=n_boot)
     buf = io.StringIO()
     summary.to_csv(buf, index=False)
     atomic_write_text(out / "summary.csv", buf.getvalue())
     atomic_write_text(out / "summary.md", to_markdown(summary, failed))
     paths = [out / "summary.csv", out / "summary.md"]
-    if len(summary):
-        preds = {row.label: pd.read_csv(row.predictions) for row in summary.itertuples()
-                 if isinstance(row.predictions, str)}
-        if preds:
-            paths.append(plots.risk_coverage(preds, out / "risk_coverage.png",
-                                             title="Risk–coverage per run (baseline dashed)"))
-            first_label, first = next(iter(preds.items()))
-            with_preds = summary[summary["label"].isin(preds)]
-            worst = with_preds.sort_values("compressed.flips").iloc[-1]["label"]
-            paths.append(plots.reliability(preds[worst], out / "reliability.png",
-                                           title=f"Reliability: baseline vs {worst}"))
-            paths.append(plots.cascade_curves(preds, out / "cascade.png"))
-            if (first.split == "ood").any():
-                paths.append(plots.confidence_hist(preds[worst], out / "confidence_id_vs_ood.png",
-                                                   title=f"Confidence ID vs OOD ({worst})"))
-        paths.append(plots.flips_vs_kl(summary, out / "flips_vs_kl.png"))
-        paths.append(plots.accuracy_delta_vs_flips(summary, out / "accuracy_delta_vs_flips.png"))
+    figures = sweep_figures(summary, out)
+    paths += figures
+    paths.append(sweep_page(out, summary, failed, figures))
     return paths
+
+
+def sweep_figures(summary: pd.DataFrame, out: Path) -> list[Path]:
+    """The sweep's PNGs: one per swept factor, small multiples of the per-run plots, flips vs KL, Δ accuracy."""
+    if not len(summary):
+        return []
+    factors = summary.attrs.get("factors", [])
+    paths = [plots.factor_effect(summary, f, factors, out / f"factor_{_slug(f)}.png") for f in factors]
+    preds = {row.label: pd.read_csv(row.predictions) for row in summary.itertuples()
+             if isinstance(row.predictions, str)}
+    if preds:
+        paths.append(plots.risk_coverage(preds, out / "risk_coverage.png",
+                                         title="Risk–coverage per run (baseline dashed)"))
+        paths.append(plots.reliability(preds, out / "reliability.png", title="Reliability per run"))
+        paths.append(plots.cascade_curves(preds, out / "cascade.png"))
+        if any((p.split == "ood").any() for p in preds.values()):
+            thresholds = dict(zip(summary["label"], summary["compressed.threshold"]))
+            paths.append(plots.confidence_hist(preds, out / "confidence_id_vs_ood.png", threshold=thresholds,
+                                               title="Confidence of the compressed model, ID vs OOD, per run"))
+    paths.append(plots.flips_vs_kl(summary, out / "flips_vs_kl.png"))
+    paths.append(plots.accuracy_delta_vs_flips(summary, out / "accuracy_delta_vs_flips.png"))
+    return paths
+
+
+def _slug(text: str) -> str:
+    """A file-name-safe form of a factor name.
+
+    >>> _slug("selector.target")
+    'selector.target'
+    >>> _slug("data/path x")
+    'data_path_x'
+    """
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in text)
+
+
+__all__ = ["CONFIG_COLS", "METRIC_COLS", "column_decimals", "correlation_line", "find_runs", "is_run_dir",
+           "parse_overrides", "report_folder", "summarize", "swept_factors", "to_markdown", "write_report"]

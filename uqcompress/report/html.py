@@ -1,0 +1,382 @@
+"""One self-contained HTML page per run (``report.html`` in its folder) and per sweep (``report/report.html``).
+
+A page needs no server, network or file beside it: plots are PNG data URIs, image inputs are thumbnails from
+``thumbnails.json``, tables sort by clicking a header (a few lines of inline JavaScript, no library), and every string
+from a run (labels, texts, paths, errors) is escaped with :func:`html.escape`. Open it from ``file://``.
+
+Example:
+    >>> from uqcompress.report.html import cell, table
+    >>> "&lt;b&gt;" in table(["x"], [[cell("<b>")]])
+    True
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pandas as pd
+
+from uqcompress.cache import atomic_write_text
+from uqcompress.report.examples import flipped, read_thumbnails
+from uqcompress.report.formatting import decimals_for, fmt, fmt_interval, is_missing
+from uqcompress.report.intervals import HIGH, LOW
+from uqcompress.report.results import PREDICTIONS, read_results
+
+PAGE = "report.html"
+RUN_PLOTS = [("risk_coverage.png", "Risk–coverage"), ("reliability.png", "Reliability"),
+             ("confidence_id_vs_ood.png", "Confidence, ID vs OOD")]
+SWEEP_EXAMPLES = 12  # flipped examples shown per run on a sweep page (each run's own page shows more)
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1280px;
+ padding:16px 24px;color:#1d1d1f}
+h1{font-size:22px;margin:4px 0 2px}
+h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd;padding-bottom:3px}
+.meta{color:#555;font-size:13px}
+code,pre{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f4f4f6;padding:1px 4px;border-radius:3px}
+pre{padding:8px;white-space:pre-wrap;word-break:break-all}
+table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 7px;vertical-align:top}
+th{background:#f4f4f6;text-align:left;white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+table.sortable th{cursor:pointer;user-select:none}
+table.sortable th:after{content:" \\2195";color:#aaa;font-size:11px}
+table.sortable th[aria-sort=ascending]:after{content:" \\2191";color:#333}
+table.sortable th[aria-sort=descending]:after{content:" \\2193";color:#333}
+.ci{color:#777;font-size:11px}.bad{color:#b00020}.muted{color:#888}
+figure{margin:10px 0 18px}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:12px}
+img.thumb{image-rendering:pixelated;display:block}td.input{max-width:480px}
+details{margin:4px 0}summary{cursor:pointer}.scroll{overflow-x:auto}
+"""
+
+# Click a header to sort its table (numbers by data-v, else text; empty cells last); click again to reverse.
+SORT_JS = """
+(function () {
+  function key(td) {
+    var v = td.getAttribute("data-v");
+    if (v === null) { v = td.textContent.trim(); }
+    if (v === "") { return null; }
+    var n = Number(v);
+    return isNaN(n) ? v.toLowerCase() : n;
+  }
+  function compare(a, b) {
+    if (a === b) { return 0; }
+    if (typeof a !== typeof b) { a = String(a); b = String(b); }
+    return a < b ? -1 : 1;
+  }
+  var tables = document.querySelectorAll("table.sortable");
+  Array.prototype.forEach.call(tables, function (table) {
+    var heads = table.tHead.rows[0].cells;
+    Array.prototype.forEach.call(heads, function (th, col) {
+      th.addEventListener("click", function () {
+        var asc = th.getAttribute("aria-sort") !== "ascending";
+        Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+        var body = table.tBodies[0];
+        var rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (r, s) {
+          var a = key(r.cells[col]), b = key(s.cells[col]);
+          if (a === null || b === null) { return (a === null) - (b === null); }
+          return asc ? compare(a, b) : compare(b, a);
+        });
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  });
+  document.documentElement.setAttribute("data-ready", "1");
+})();
+"""
+
+
+def esc(v: Any) -> str:
+    return html.escape(str(v), quote=True)
+
+
+class Cell:
+    """A table cell: ``body`` is HTML that is already safe (built with :func:`esc`), ``sort`` its raw sort value."""
+
+    __slots__ = ("body", "sort", "num")
+
+    def __init__(self, body: str, sort: Any = None, num: bool = False) -> None:
+        self.body, self.sort, self.num = body, sort, num
+
+
+def cell(text: Any) -> Cell:
+    """A cell holding plain text (escaped)."""
+    return Cell(esc("" if is_missing(text) else text))
+
+
+def num_cell(v: Any, decimals: int = 4, low: Any = None, high: Any = None) -> Cell:
+    """A number (sorted by its value), with its interval in small grey type when given."""
+    ci = fmt_interval(low, high, decimals)
+    body = esc(fmt(v, decimals)) + (f' <span class="ci">{esc(ci)}</span>' if ci else "")
+    sort = "" if is_missing(v) or isinstance(v, str) else float(v)
+    return Cell(body, sort, num=True)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Cell]], sortable: bool = True) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        tds = []
+        for c in row:
+            attrs = (' class="num"' if c.num else "") + ("" if c.sort is None else f' data-v="{esc(c.sort)}"')
+            tds.append(f"<td{attrs}>{c.body}</td>")
+        body.append("<tr>" + "".join(tds) + "</tr>")
+    cls = ' class="sortable"' if sortable else ""
+    return (f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+            "</table></div>")
+
+
+def png_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def figure(path: Path, caption: str) -> str:
+    return (f'<figure><img src="{png_uri(path)}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption>'
+            "</figure>")
+
+
+def page(title: str, body: str) -> str:
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body>\n{body}\n"
+            f"<script>{SORT_JS}</script></body></html>\n")
+
+
+# ---- pieces shared by the run and sweep pages ------------------------------------------------------------------
+def _input_cell(row: pd.Series, thumbs: dict[str, str]) -> Cell:
+    uri = thumbs.get(str(row.get("id", "")))
+    if uri:
+        path = row.get("input")  # an image's file, when it has one: on hover
+        title = "" if is_missing(path) else f' title="{esc(path)}"'
+        return Cell(f'<img class="thumb" src="{esc(uri)}" alt="{esc(row.get("id", "input"))}"{title}>', row.get("id"))
+    text = row.get("input")
+    c = cell(text)
+    c.body = f'<span class="input">{c.body}</span>'
+    return c
+
+
+def _name(row: pd.Series, col: str) -> str:
+    name = row.get(f"{col}_name")
+    value = row.get(col)
+    return str(value) if is_missing(name) or str(name) == str(value) else f"{name} ({value})"
+
+
+def examples_table(pred: pd.DataFrame, thumbs: dict[str, str], limit: int) -> str:
+    rows = flipped(pred, limit=None)
+    if not len(rows):
+        return '<p class="muted">No flips: every test answer is as correct (or wrong) as the baseline\'s.</p>'
+    n_c2i = int((rows["flip"] == "C→I").sum())
+    intro = (f"<p>{len(rows)} flipped test inputs ({n_c2i} C→I, {len(rows) - n_c2i} I→C)"
+             + (f"; the first {limit} shown" if len(rows) > limit else "") + ".</p>")
+    out = []
+    for _, r in rows.head(limit).iterrows():
+        accepted = bool(r["compressed_accepted"])
+        out.append([cell(r.get("id", r["index"])), cell(r["flip"]), _input_cell(r, thumbs), cell(_name(r, "label")),
+                    cell(_name(r, "baseline_pred")), num_cell(float(r["baseline_confidence"])),
+                    cell(_name(r, "compressed_pred")), num_cell(float(r["compressed_confidence"])),
+                    Cell("answered" if accepted else '<span class="muted">abstained</span>', int(accepted))])
+    return intro + table(["id", "flip", "input", "label", "baseline answer", "baseline conf.", "compressed answer",
+                          "compressed conf.", "selector"], out)
+
+
+def _plain(v: Any) -> str:
+    """A config or provenance value as written (shortest float form, lists comma-separated, null)."""
+    if v is None or (isinstance(v, float) and v != v):
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(map(_plain, v)) + "]"
+    return str(v)
+
+
+def _kv_table(items: Iterable[tuple[str, Any]]) -> str:
+    return table(["key", "value"], [[cell(k), cell(_plain(v))] for k, v in items])
+
+
+# ---- the run page ------------------------------------------------------------------------------------------------
+def run_title(res: dict[str, Any]) -> str:
+    return (f"{res.get('config.model', '?')} × {res.get('config.quant', '?')} on {res.get('config.data', '?')} "
+            f"(uncertainty={res.get('config.uncertainty', '?')}, selector={res.get('config.selector', '?')})")
+
+
+def _metric_rows(res: dict[str, Any]) -> tuple[list[list[Cell]], list[list[Cell]]]:
+    from uqcompress.report.table import CHANGE_ROWS, ROWS
+
+    def ci(key: str) -> tuple[Any, Any]:
+        return res.get(key + LOW), res.get(key + HIGH)
+
+    both = []
+    for key, label in ROWS:
+        b, c = res.get(f"baseline.{key}"), res.get(f"compressed.{key}")
+        if (b is None or is_missing(b)) and (c is None or is_missing(c)):
+            continue
+        d = decimals_for([b, c])
+        if key == "model_size_bytes":
+            delta = cell(f"×{c / b:.2f}" if b and c else "—")
+        else:
+            delta = num_cell(c - b if isinstance(b, (int, float)) and isinstance(c, (int, float)) else None, d)
+        both.append([cell(label), num_cell(b, d, *ci(f"baseline.{key}")), num_cell(c, d, *ci(f"compressed.{key}")),
+                     delta])
+    change = [[cell(label), num_cell(res[f"compressed.{key}"], 4, *ci(f"compressed.{key}"))]
+              for key, label in CHANGE_ROWS if f"compressed.{key}" in res]
+    return both, change
+
+
+def _provenance(res: dict[str, Any]) -> str:
+    config = sorted((k, v) for k, v in res.items() if k.startswith("config."))
+    run = sorted((k, v) for k, v in res.items() if k.startswith(("run.", "ci.")))
+    command = res.get("run.command")
+    rerun = (f"<p>Rerun: <code>{esc(command)}</code></p>" if command else "")
+    return (f"<h2>Provenance</h2>{rerun}<details><summary>config ({len(config)} keys)</summary>"
+            f"{_kv_table(config)}</details><details><summary>software, code and machine</summary>{_kv_table(run)}"
+            "</details>")
+
+
+def _header(res: dict[str, Any]) -> str:
+    parts = []
+    if res.get("run.started_at"):
+        parts.append(f"started {res['run.started_at']}")
+    if not is_missing(res.get("run.duration_s")):
+        parts.append(f"took {float(res['run.duration_s']):.1f} s")
+    if res.get("run.hostname"):
+        parts.append(f"on {res['run.hostname']} ({res.get('run.cpu_count', '?')} CPUs)")
+    devices = {res.get("baseline.device"), res.get("compressed.device")} - {None}
+    if devices:
+        parts.append("device " + " / ".join(sorted(map(str, devices))))
+    if res.get("run.git_commit"):
+        dirty = " (dirty)" if res.get("run.git_dirty") is True else ""  # null (unknown) reads as NaN: not dirty
+        parts.append(f"git {str(res['run.git_commit'])[:10]}{dirty}")
+    parts.append(f"n test {fmt(res.get('n_test'))}, n OOD {fmt(res.get('n_ood'))}")
+    return f'<p class="meta">{esc(" · ".join(parts))}</p>'
+
+
+def run_page(run_dir: str | Path, limit: int = 60) -> Path:
+    """Write ``report.html`` into a run folder from its results.json, predictions.csv, plots and thumbnails."""
+    run_dir = Path(run_dir)
+    res = read_results(run_dir)
+    title = run_title(res)
+    both, change = _metric_rows(res)
+    body = [f"<h1>{esc(title)}</h1>", _header(res), "<h2>Baseline vs compressed (test split)</h2>",
+            table(["metric", "baseline", "compressed", "Δ"], both),
+            "<h2>What changed</h2>", table(["metric", "compressed vs baseline"], change),
+            '<p class="meta">Grey brackets: 95% bootstrap intervals over the test samples (models and threshold fixed).'
+            "</p>"]
+    figs = [figure(run_dir / name, caption) for name, caption in RUN_PLOTS if (run_dir / name).is_file()]
+    if figs:
+        body += ["<h2>Plots</h2>"] + figs
+    if (run_dir / PREDICTIONS).is_file():
+        body += ["<h2>Flipped examples</h2>",
+                 examples_table(pd.read_csv(run_dir / PREDICTIONS), read_thumbnails(run_dir), limit)]
+    body.append(_provenance(res))
+    path = run_dir / PAGE
+    atomic_write_text(path, page(title, "\n".join(body)))
+    return path
+
+
+def write_run_report(run_dir: str | Path, result: Any) -> Path | None:
+    """After a run: ``thumbnails.json`` of its flipped image inputs, then its ``report.html``.
+
+    Called once ``results.json`` is written; a failure here is logged and leaves the run's results as they are
+    (``python -m uqcompress.report RUN_DIR`` writes the page again).
+    """
+    import logging
+
+    from uqcompress.report.examples import write_thumbnails
+
+    try:
+        test = getattr(result, "inputs", {}).get("test")
+        if test is not None:
+            write_thumbnails(run_dir, result.predictions, test.x)
+        return run_page(run_dir)
+    except Exception as e:  # the page is a view of results that are already safe on disk
+        logging.getLogger(__name__).error("could not write %s (%s: %s); the results are complete, "
+                                          "`python -m uqcompress.report %s` retries", Path(run_dir) / PAGE,
+                                          type(e).__name__, e, run_dir)
+        return None
+
+
+# ---- the sweep page ----------------------------------------------------------------------------------------------
+def _link(target: Path, base: Path, text: str) -> str:
+    if not target.is_file():
+        return esc(text)
+    rel = Path(os.path.relpath(target.resolve(), base.resolve())).as_posix()
+    return f'<a href="{esc(rel)}">{esc(text)}</a>'
+
+
+def _summary_table(summary: pd.DataFrame, out: Path) -> str:
+    from uqcompress.report.summary import TABLE_COLS, column_decimals, short
+
+    factors = summary.attrs.get("factors", [])
+    cols = [c for c in TABLE_COLS if c in summary.columns]
+    dec = column_decimals(summary, cols)
+    rows = []
+    for _, r in summary.iterrows():
+        row = [Cell(_link(Path(r["run"]) / PAGE, out, r["label"]), r["label"])]
+        for f in factors:
+            v = r[f"config.{f}"]  # as given (0.85 stays 0.85), sorted as a number when it is one
+            row.append(Cell(esc(_plain(v)), v, num=True) if isinstance(v, (int, float)) and not is_missing(v)
+                       else cell(v))
+        row += [num_cell(r[c], dec[c], r.get(c + LOW), r.get(c + HIGH)) for c in cols]
+        rows.append(row)
+    return table(["run"] + list(factors) + [short(c) for c in cols], rows)
+
+
+def _common_provenance(summary: pd.DataFrame) -> str:
+    """Keys equal in every run (versions, commit, machine, the config not swept) and the per-run timing."""
+    results = [read_results(r) for r in summary["run"]]
+    keys = sorted({k for res in results for k in res if k.startswith(("config.", "run.", "ci."))})
+    skip = {"run.started_at", "run.duration_s", "run.overrides", "run.command"}
+    common = [(k, results[0].get(k)) for k in keys if k not in skip
+              and len({repr(res.get(k)) for res in results}) == 1]
+    timing = [[cell(label), cell(res.get("run.started_at")), num_cell(res.get("run.duration_s"), 1),
+               cell(res.get("run.hostname")), cell(str(res.get("run.git_commit") or "")[:10]),
+               cell(res.get("run.command"))] for label, res in zip(summary["label"], results)]
+    return (f"<details><summary>the same in every run ({len(common)} keys)</summary>{_kv_table(common)}</details>"
+            "<details><summary>per run: when, where, how to rerun</summary>"
+            f"{table(['run', 'started (UTC)', 'seconds', 'host', 'git', 'rerun'], timing)}</details>")
+
+
+def sweep_page(out: str | Path, summary: pd.DataFrame, failed: pd.DataFrame, figures: Sequence[Path]) -> Path:
+    """Write the sweep's ``report.html`` into the report folder ``out``."""
+    from uqcompress.report.summary import correlation_line
+
+    out = Path(out)
+    factors = summary.attrs.get("factors", [])
+    n_runs, n_failed = len(summary), len(failed)
+    title = f"uqcompress sweep: {n_runs} run{'s' if n_runs != 1 else ''}" + (f", {n_failed} failed" if n_failed else "")
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = [f"<h1>{esc(title)}</h1>",
+            f'<p class="meta">{esc("swept: " + (", ".join(factors) or "nothing"))} · report written {esc(now)} · '
+            f"{esc(str(out.resolve()))}</p>"]
+    if n_runs:
+        body += ["<h2>Runs</h2>", _summary_table(summary, out), f"<p>{esc(correlation_line(summary))}</p>",
+                 '<p class="meta">Click a header to sort. Grey brackets: 95% bootstrap intervals over the test '
+                 "samples (models and threshold fixed). Each run's name opens its own page.</p>"]
+    if n_failed:
+        body += [f'<h2 class="bad">Failed jobs ({n_failed})</h2>',
+                 table(["job", "folder", "error"], [[cell(r.label), cell(r.run), cell(r.error)]
+                                                   for r in failed.itertuples()])]
+    if figures:
+        body.append("<h2>Plots</h2>")
+        body += [figure(p, p.stem.replace("_", " ")) for p in figures]
+    if n_runs:
+        body.append("<h2>Flipped examples per run</h2>")
+        for _, r in summary.iterrows():
+            run = Path(r["run"])
+            if not (run / PREDICTIONS).is_file():
+                continue
+            pred = pd.read_csv(run / PREDICTIONS)
+            n = len(flipped(pred, limit=None))
+            body.append(f"<details><summary>{esc(r['label'])}: {n} flip{'s' if n != 1 else ''}</summary>"
+                        f"{examples_table(pred, read_thumbnails(run), SWEEP_EXAMPLES)}</details>")
+        body += ["<h2>Provenance</h2>", _common_provenance(summary)]
+    path = out / PAGE
+    atomic_write_text(path, page(title, "\n".join(body)))
+    return path
