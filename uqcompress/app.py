@@ -72,7 +72,7 @@ def run_job(cfg: DictConfig) -> float | None:
 
 
 def _run(conf: dict, out_dir: Path) -> float | None:
-    from uqcompress.pipeline import run_config
+    from uqcompress.pipeline import run_config, run_title
     from uqcompress.report.results import write_results
     from uqcompress.report.table import render
 
@@ -82,8 +82,6 @@ def _run(conf: dict, out_dir: Path) -> float | None:
 
         plot_run(result, out_dir)
     path = write_results(out_dir, result.metrics, result.predictions)
-    title = f"{conf['model']['name']} × {conf['quant']['name']} on {conf['data']['name']} " \
-            f"(uncertainty={conf['uncertainty']['name']}, selector={conf['selector']['name']})"
-    render(result.metrics, title=title)
+    render(result.metrics, title=run_title(conf))
     log.info("results: %s", path)
     return result.metrics.get("compressed.accuracy")
