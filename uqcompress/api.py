@@ -249,7 +249,8 @@ def evaluate_outputs(
             ``splits`` (default half and half), stratified by label.
         ood_baseline, ood_compressed: optional (M, K) outputs of both models on out-of-distribution inputs.
         uncertainty, selector: config names (``"msp"``) or dicts (``{"name": "coverage", "target": 0.8}``).
-        kind: ``logits``, ``probs`` (rows >= 0 summing to 1), or ``auto`` (probs when every row of both is one).
+        kind: ``logits``, ``probs`` (rows >= 0 summing to 1, checked), or ``auto``: probs when every value of
+            every array is in [0, 1], else logits.
         seed: seed of the split when neither ``calibration`` nor ``split`` is given.
 
     Example:
@@ -274,9 +275,14 @@ def evaluate_outputs(
     if kind not in kinds:
         raise ValueError(f"kind='{kind}' is not one of: {', '.join(sorted(kinds))}")
     arrays = {k: _as_2d(v, k) for k, v in z.items()}
-    if kind == "auto":
-        kind = "probs" if all(_is_probs(a) for a in arrays.values()) else "logits"
-    logits = {k: as_logits(a, kind, k) for k, a in arrays.items()}
+    guessed = kind == "auto"
+    if guessed:  # values all in [0, 1]: probabilities (checked, so a bad row is an error, not logits)
+        kind = "probs" if all(_in_unit_interval(a) for a in arrays.values()) else "logits"
+    try:
+        logits = {k: as_logits(a, kind, f"{k} {kind}") for k, a in arrays.items()}
+    except ValueError as e:
+        hint = "; pass kind='logits' if these are logits" if guessed and kind == "probs" and "sums to" in str(e) else ""
+        raise ValueError(f"{e}{hint}") from None
     n = logits["baseline"].shape[0]
     y = np.asarray(labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels)
     if y.ndim != 1 or y.shape[0] != n:
@@ -310,7 +316,10 @@ def evaluate_outputs(
         b, c = np.concatenate([b, ob]), np.concatenate([c, oc])
         y = np.concatenate([y, np.full(m, -1, dtype=y.dtype if y.dtype.kind in "iu" else np.int64)])
         names = np.concatenate([np.asarray(names).astype(str), np.full(m, "ood")])
-    stored = from_arrays(b, c, y, split=names, fractions=splits, seed=seed)
+    rows = np.arange(n)  # predictions.csv: the row of each test sample in baseline (of each OOD one in ood_*)
+    if "ood_baseline" in logits:
+        rows = np.concatenate([rows, np.arange(logits["ood_baseline"].shape[0])])
+    stored = from_arrays(b, c, y, split=names, fractions=splits, seed=seed, rows=pd.DataFrame({"row": rows}))
     stored.facts["outputs.source"] = "arrays"
     cfg = {"uncertainty": _cfg(uncertainty, DEFAULTS["uncertainty"]), "selector": _cfg(selector, DEFAULTS["selector"])}
     with warnings.catch_warnings():
@@ -328,12 +337,8 @@ def _as_2d(x: Any, name: str) -> np.ndarray:
     return a
 
 
-def _is_probs(a: np.ndarray) -> bool:
-    """Every row >= 0 and summing to 1 within the metrics' tolerance."""
-    from uqcompress.metrics._validate import ROW_SUM_TOL
-
-    a = a.astype(np.float64)
-    return bool(a.size and np.isfinite(a).all() and a.min() >= 0 and np.abs(a.sum(1) - 1).max() <= ROW_SUM_TOL)
+def _in_unit_interval(a: np.ndarray) -> bool:
+    return bool(a.size and np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1)
 
 
 def _checked_labels(y: np.ndarray, k: int) -> np.ndarray:
