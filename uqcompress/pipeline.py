@@ -10,6 +10,7 @@ Example (Python, no Hydra):
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -259,6 +260,24 @@ def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataB
     return RunResult(metrics, predictions_frame(base, comp), base, comp)
 
 
+#: below this many logits per model, stored outputs are scored on one torch thread: the row-wise work on (N, K)
+#: arrays is tiny and OpenMP's hand-off costs more than it (10,000 x 5: 0.05 s of CPU on 1 thread, 0.30 s on 2,
+#: and 5x the wall time on a busy machine; scripts/bench_outputs.py). A fixed rule on the input's size.
+SMALL_OUTPUTS = 1 << 22
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    old = torch.get_num_threads()
+    if n != old:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
+
+
 def evaluate_stored(stored: StoredOutputs, cfg: dict) -> RunResult:
     """Score, select and measure stored outputs of a baseline and a compressed model (``outputs=lm_eval | arrays``,
     :func:`uqcompress.evaluate_outputs`) with the same functions as models uqcompress runs itself, plus the
@@ -271,8 +290,10 @@ def evaluate_stored(stored: StoredOutputs, cfg: dict) -> RunResult:
     scorers = [build_scoring(cfg) for _ in range(2)]  # fresh ones per model: scorers and selectors learn
     check_needs({f"uncertainty={cfg['uncertainty']['name']}": scorers[0][0].needs,
                  f"selector={cfg['selector']['name']}": scorers[0][1].needs}, stored.facts.get("outputs.source", "?"))
-    base, comp = (score_outputs(outs, *sc) for outs, sc in zip((stored.baseline, stored.compressed), scorers))
-    metrics = run_metrics(base, comp)
+    size = sum(o.logits.numel() for o in stored.baseline.values())
+    with _torch_threads(1 if size < SMALL_OUTPUTS else torch.get_num_threads()):
+        base, comp = (score_outputs(outs, *sc) for outs, sc in zip((stored.baseline, stored.compressed), scorers))
+        metrics = run_metrics(base, comp)
     metrics.update(scope_metrics(stored.views))
     metrics.update(stored.facts)
     predictions = predictions_frame(base, comp)
@@ -358,6 +379,8 @@ def run_outputs(cfg: dict) -> RunResult:
     if (cfg.get("deploy") or {}).get("export"):
         raise ValueError(f"deploy.export needs a model, but outputs={ocfg['name']} holds only stored outputs")
     set_progress(bool(cfg["progress"]))
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
     log.info("outputs=%s: both models' outputs are read from files; model, quant, data and ood settings are not used",
              ocfg["name"])
     stored = load_outputs(ocfg, seed=int(cfg["seed"]))
