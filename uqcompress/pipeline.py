@@ -369,7 +369,7 @@ def run_config(cfg: dict) -> RunResult:
 
 def run_outputs(cfg: dict) -> RunResult:
     """A run over stored outputs (``outputs=lm_eval | arrays``): model, quant, data and ood settings are not used."""
-    from uqcompress.outputs import check_needs, load_outputs
+    from uqcompress.outputs import check_needs, load_outputs, unused_overrides
 
     cfg = _merge(DEFAULTS, cfg)
     ocfg = dict(cfg["outputs"])
@@ -381,8 +381,12 @@ def run_outputs(cfg: dict) -> RunResult:
     set_progress(bool(cfg["progress"]))
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))
-    log.info("outputs=%s: both models' outputs are read from files; model, quant, data and ood settings are not used",
-             ocfg["name"])
+    unused = unused_overrides()
+    if unused:
+        log.warning("outputs=%s reads both models' outputs from files: %s not used", ocfg["name"], ", ".join(unused))
+    else:
+        log.info("outputs=%s: both models' outputs are read from files; model, quant, data and ood settings are not "
+                 "used", ocfg["name"])
     stored = load_outputs(ocfg, seed=int(cfg["seed"]))
     limit = cfg.get("limit")
     if limit:  # quick runs: cap each split (the whole-run all.* / task.* keys still cover every question)
