@@ -130,9 +130,15 @@ def test_tasks_option_and_non_multiple_choice_tasks_skipped(tmp_path):
         (folder / f"samples_gsm_{DATE}.jsonl").write_text(json.dumps(gen) + "\n")
         ll = {**gen, "filtered_resps": [["-3.5", "True"]], "target": " word"}
         (folder / f"samples_lambada_{DATE}.jsonl").write_text(json.dumps(ll) + "\n")
-    with pytest.warns(UserWarning, match=r"skipped tasks that are not multiple-choice: gsm .*; lambada \(one"):
+        # winogrande-style: one continuation after two contexts, the target is its text (no option index)
+        wino = {**gen, "filtered_resps": [["-3.5", "False"], ["-2.5", "False"]], "target": "went home",
+                "arguments": {f"gen_args_{j}": {"arg_0": f"ctx {j}", "arg_1": " went home"} for j in range(2)}}
+        (folder / f"samples_wino_{DATE}.jsonl").write_text(json.dumps(wino) + "\n")
+    with pytest.warns(UserWarning, match=r"skipped tasks that are not multiple-choice: gsm .*; lambada \(one.*; "
+                                         r"wino \(the target text matches 2 options"):
         s = _read(b, c)
     assert s.facts["outputs.tasks"] == ["a", "b"]
+    assert s.facts["outputs.skipped_tasks"] == ["gsm", "lambada", "wino"]
     with pytest.raises(ValueError, match="outputs.tasks: task 'nope' has no samples file in outputs.baseline"):
         _read(b, c, tasks=["nope"])
 

@@ -17,8 +17,9 @@ The two runs (baseline and compressed) are joined per task by ``doc_id`` and che
 the task and the doc_id. Questions may have different numbers of options; missing ones are padded with
 :data:`~uqcompress.models.causal_lm.PAD_SCORE` (finite, far below any real log-likelihood). Each task is split into
 calibration and test on its own (``outputs.splits``, stratified by answer, seeded by ``seed`` and the task name), so
-every task is in both splits. Tasks that are not multiple-choice (generation, single log-likelihood) are skipped
-with one warning.
+every task is in both splits. Tasks whose samples are not multiple-choice questions with one answer index (generation,
+single log-likelihood, several targets, multiple-input tasks such as winogrande whose samples do not say which
+option is right) are skipped with one warning and listed in ``outputs.skipped_tasks``.
 
 Example (``samples.jsonl`` files written by hand):
     >>> import json, tempfile, pathlib
@@ -116,16 +117,21 @@ def find_samples(spec: str | Sequence[str] | None, option: str) -> list[Path]:
     return [by_task[t] for t in sorted(by_task)]
 
 
-def _run_config(samples: Path) -> dict[str, Any]:
-    """The ``results_*.json`` that lm-eval wrote next to ``samples`` (the newest), or {}."""
-    found = sorted(samples.parent.glob("results_*.json"))
+def _run_config(samples: Path, cache: dict[Path, dict]) -> dict[str, Any]:
+    """The ``results_<date>.json`` lm-eval wrote with ``samples`` (same date; else the newest in its folder), or {}.
+    Parsed once per file (``cache``)."""
+    m = _DATE.match(samples.stem)
+    same = samples.parent / f"results_{m.group('date')}.json" if m else None
+    found = [same] if same is not None and same.is_file() else sorted(samples.parent.glob("results_*.json"))[-1:]
     if not found:
         return {}
-    try:
-        return json.loads(found[-1].read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        log.warning("ignoring %s (%s); target_delimiter taken as ' '", found[-1], type(e).__name__)
-        return {}
+    if found[0] not in cache:
+        try:
+            cache[found[0]] = json.loads(found[0].read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            log.warning("ignoring %s (%s); target_delimiter taken as ' '", found[0], type(e).__name__)
+            cache[found[0]] = {}
+    return cache[found[0]]
 
 
 def target_delimiter(results: dict[str, Any], task: str) -> str:
@@ -181,7 +187,7 @@ def _log_likelihoods(resps: Any, where: str) -> list[float]:
 
 
 def _target(raw: Any, choices: list[str], where: str) -> int:
-    """The answer index from ``target``: an index (``"2"`` or 2), or the text of one of the options."""
+    """The answer index from ``target``: an index (``"2"`` or 2), or the text of exactly one of the options."""
     if isinstance(raw, str) and raw.isdigit() or isinstance(raw, int) and not isinstance(raw, bool):
         return int(raw)
     text = str(raw).strip()
@@ -189,9 +195,13 @@ def _target(raw: Any, choices: list[str], where: str) -> int:
         return int(text)
     if text.startswith("["):
         raise NotMultipleChoice(f"several targets per question ({text[:40]}) are not supported")
-    if str(raw) in choices:
-        return choices.index(str(raw))
-    raise ValueError(f"{where}: target {str(raw)[:60]!r} is neither an option index nor one of the options")
+    hits = [i for i, c in enumerate(choices) if c == str(raw)] or [i for i, c in enumerate(choices) if c.strip() == text]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:  # e.g. winogrande: one continuation after several contexts; the target names no option
+        raise NotMultipleChoice(f"the target text matches {len(hits)} options (a multiple-input task); the answer "
+                                "index is not in the samples")
+    raise NotMultipleChoice(f"{where}: target {str(raw)[:60]!r} is neither an option index nor one of the options")
 
 
 def _logged(value: Any) -> float:
@@ -241,12 +251,11 @@ def read_samples(path: Path, delimiter: str) -> tuple[dict[int, Doc], set[str]]:
     return docs, filters
 
 
-def _read_task(path: Path) -> tuple[dict[int, Doc], str]:
-    delimiter = target_delimiter(_run_config(path), task_of(path))
-    docs, filters = read_samples(path, delimiter)
+def _read_task(path: Path, cache: dict[Path, dict]) -> dict[int, Doc]:
+    docs, filters = read_samples(path, target_delimiter(_run_config(path, cache), task_of(path)))
     if len(filters) > 1:
         raise NotMultipleChoice(f"samples for several filters ({', '.join(sorted(filters))})")
-    return docs, delimiter
+    return docs
 
 
 def join_task(task: str, base: dict[int, Doc], comp: dict[int, Doc], names: tuple[str, str]) -> list[int]:
@@ -322,12 +331,11 @@ def read_lm_eval(baseline: str | Sequence[str] | None = None, compressed: str | 
         if not common:
             raise ValueError(f"no task has samples in both runs ({names[0]}: {', '.join(sorted(files_b))}; "
                              f"{names[1]}: {', '.join(sorted(files_c))})")
-    skipped, kept, files = [], [], []
+    skipped, kept, files, cache = [], [], [], {}
     lls_b, lls_c, lens, targets, group, ids, logged, lines = [], [], [], [], [], [], [], []
     for t in common:
         try:
-            db, _ = _read_task(files_b[t])
-            dc, _ = _read_task(files_c[t])
+            db, dc = _read_task(files_b[t], cache), _read_task(files_c[t], cache)
         except NotMultipleChoice as e:
             skipped.append(f"{t} ({e})")
             continue
@@ -374,6 +382,7 @@ def read_lm_eval(baseline: str | Sequence[str] | None = None, compressed: str | 
         "outputs.source": "lm_eval", "outputs.normalize": normalize, "outputs.tasks": kept,
         "outputs.baseline": _describe(baseline), "outputs.compressed": _describe(compressed),
         "outputs.num_options_max": int(k), "outputs.num_questions": int(len(targets)),
+        "outputs.skipped_tasks": [x.split(" (", 1)[0] for x in skipped],
     }
     facts.update({f"task.{t}.n": int(c) for t, c in zip(kept, counts)})
     return from_arrays(use_b, use_c, y, fractions=fractions, seed=seed,
