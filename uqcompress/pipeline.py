@@ -193,9 +193,9 @@ def compare(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
     catch rate)."""
     y = base.outputs["test"].labels
     out = dict(M.flips(base.probs["test"], comp.probs["test"], y))
-    out["kl"] = M.kl_from_logits(base.outputs["test"].logits, comp.outputs["test"].logits)
     dist = M.kl_distribution(base.outputs["test"].logits, comp.outputs["test"].logits)
-    out.update({k: v for k, v in dist.items() if k != "kl_mean"})  # kl_mean is "kl"
+    out["kl"] = dist.pop("kl_mean")  # = M.kl_from_logits
+    out.update(dist)
     out["js"] = M.js_from_logits(base.outputs["test"].logits, comp.outputs["test"].logits)
     out["accuracy_delta"] = comp.metrics["accuracy"] - base.metrics["accuracy"]
     cb = base.probs["test"].argmax(-1) == y
@@ -287,9 +287,8 @@ def evaluate_stored(stored: StoredOutputs, cfg: dict) -> RunResult:
     from uqcompress.outputs.scopes import scope_metrics
 
     cfg = _merge(DEFAULTS, cfg)
+    check_needs(cfg, stored.facts.get("outputs.source", "arrays"))
     scorers = [build_scoring(cfg) for _ in range(2)]  # fresh ones per model: scorers and selectors learn
-    check_needs({f"uncertainty={cfg['uncertainty']['name']}": scorers[0][0].needs,
-                 f"selector={cfg['selector']['name']}": scorers[0][1].needs}, stored.facts.get("outputs.source", "?"))
     size = sum(o.logits.numel() for o in stored.baseline.values())
     with _torch_threads(1 if size < SMALL_OUTPUTS else torch.get_num_threads()):
         base, comp = (score_outputs(outs, *sc) for outs, sc in zip((stored.baseline, stored.compressed), scorers))
@@ -373,9 +372,7 @@ def run_outputs(cfg: dict) -> RunResult:
 
     cfg = _merge(DEFAULTS, cfg)
     ocfg = dict(cfg["outputs"])
-    scorer, selector = build_scoring(cfg)  # refuse what needs the model before reading any file
-    check_needs({f"uncertainty={cfg['uncertainty']['name']}": scorer.needs,
-                 f"selector={cfg['selector']['name']}": selector.needs}, ocfg["name"])
+    check_needs(cfg, ocfg["name"])  # a scorer or selector that needs the model is refused before any file is read
     if (cfg.get("deploy") or {}).get("export"):
         raise ValueError(f"deploy.export needs a model, but outputs={ocfg['name']} holds only stored outputs")
     set_progress(bool(cfg["progress"]))

@@ -33,22 +33,25 @@ def load_outputs(cfg: dict, seed: int = 0) -> Any:
     return factory(**opts, seed=seed)
 
 
-def check_needs(what: dict[str, Any], source: str) -> None:
-    """One line refusing a scorer / selector that needs the model, before any work.
+def check_needs(cfg: dict, source: str) -> None:
+    """One line refusing, before any work, a scorer (``cfg["uncertainty"]``) or selector (``cfg["selector"]``) that
+    needs the model itself.
 
-    ``what`` maps each component's config word to its ``needs`` (``{"uncertainty=mc_dropout": {"mc"}}``).
-
-    >>> check_needs({"uncertainty=msp": set(), "selector=mc_interval": {"mc"}}, "lm_eval")
+    >>> check_needs({"uncertainty": {"name": "msp"}, "selector": {"name": "mc_interval"}}, "lm_eval")
     Traceback (most recent call last):
     ...
     ValueError: selector=mc_interval needs the model (MC-dropout passes), but outputs=lm_eval holds only stored outputs; use uncertainty=msp, entropy, margin or energy (uncertainty.temperature=true adds temperature scaling) and selector=coverage, risk or threshold
     """
-    for label, own in what.items():
-        missing = [MODEL_NEEDS[n] for n in sorted(own) if n in MODEL_NEEDS]
+    from uqcompress.selection import build_selector
+    from uqcompress.uncertainty import build_scorer
+
+    for group, build in (("uncertainty", build_scorer), ("selector", build_selector)):
+        missing = [MODEL_NEEDS[n] for n in sorted(build(dict(cfg[group])).needs) if n in MODEL_NEEDS]
         if missing:
-            raise ValueError(f"{label} needs the model ({', '.join(missing)}), but outputs={source} holds only "
-                             "stored outputs; use uncertainty=msp, entropy, margin or energy (uncertainty.temperature"
-                             "=true adds temperature scaling) and selector=coverage, risk or threshold")
+            raise ValueError(f"{group}={cfg[group]['name']} needs the model ({', '.join(missing)}), but "
+                             f"outputs={source} holds only stored outputs; use uncertainty=msp, entropy, margin or "
+                             "energy (uncertainty.temperature=true adds temperature scaling) and selector=coverage, "
+                             "risk or threshold")
 
 
 def unused_overrides() -> list[str]:
