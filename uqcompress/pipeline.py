@@ -395,8 +395,24 @@ def run_outputs(cfg: dict) -> RunResult:
     result.metrics.update({
         "config.outputs": ocfg["name"], "config.uncertainty": cfg["uncertainty"]["name"],
         "config.selector": cfg["selector"]["name"], "config.seed": cfg["seed"],
+        # short names of the two runs, for labels in sweep reports (full paths: outputs.baseline / .compressed)
+        "config.baseline": _short_name(ocfg.get("baseline")), "config.compressed": _short_name(ocfg.get("compressed")),
     })
     return result
+
+
+def _short_name(spec: Any) -> str:
+    """A run's name from its path(s): the folder or the file's stem (``runs/int4`` -> ``int4``).
+
+    >>> _short_name("runs/int4/"), _short_name("out/base.npz"), _short_name(["a/x.jsonl", "a/y.jsonl"])
+    ('int4', 'base', 'a')
+    """
+    from pathlib import Path
+
+    paths = [Path(str(s)) for s in (spec if isinstance(spec, (list, tuple)) else [spec])]
+    if len(paths) > 1:
+        return paths[0].parent.name
+    return paths[0].stem if paths[0].suffix in (".npz", ".pt", ".pth", ".parquet", ".jsonl") else paths[0].name
 
 
 def run_title(cfg: dict) -> str:

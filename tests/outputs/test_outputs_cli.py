@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from lm_eval_synth import make_pair
+from lm_eval_synth import make_pair, write_run
 
 import uqcompress
 
@@ -91,23 +91,27 @@ def test_one_line_errors_from_the_cli(cli, synth, tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_and_report_over_stored_outputs(cli, synth, tmp_path):
-    b, c, *_ = synth
-    r = cli("--multirun", "outputs=lm_eval", f"outputs.baseline={b}", f"outputs.compressed={c}", "progress=false",
-            "plots=false", "uncertainty=msp,entropy", "selector=coverage,risk", "sweep_name=byo", cwd=tmp_path)
+def test_sweep_over_compressed_runs_and_scorers_then_the_report(cli, synth, tmp_path):
+    b, c, tasks, lb, lc = synth
+    rng = np.random.default_rng(5)  # a second compressed run of the same questions, further from the baseline
+    c2 = write_run(c.parent.parent / "int4", tasks, {t: [v + rng.normal(size=len(v)) for v in lb[t]] for t in tasks})
+    r = cli("--multirun", "outputs=lm_eval", f"outputs.baseline={b}", f"outputs.compressed={c},{c2.parent}",
+            "progress=false", "plots=false", "uncertainty=msp,entropy", "sweep_name=byo", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     from uqcompress.report.summary import find_runs, summarize
 
-    runs = find_runs([tmp_path / "multirun" / "byo"])
-    summary, failed = summarize(runs, n_boot=50)
-    assert len(summary) == 4 and len(failed) == 0
-    assert sorted(summary["label"]) == ["entropy/coverage", "entropy/risk", "msp/coverage", "msp/risk"]
-    assert summary["compressed.flips"].nunique() == 1  # the same stored outputs in every job
+    summary, failed = summarize(find_runs([tmp_path / "multirun" / "byo"]), n_boot=50)
+    assert len(failed) == 0
+    assert sorted(summary["label"]) == ["entropy/comp", "entropy/int4", "msp/comp", "msp/int4"]
+    flips = summary.groupby("config.compressed")["compressed.flips"]
+    assert flips.nunique().tolist() == [1, 1]  # the same stored outputs whatever the scorer
+    assert flips.first()["int4"] > flips.first()["comp"]
     env = {**os.environ, "PYTHONPATH": str(Path(uqcompress.__file__).parents[1])}
     rep = subprocess.run([sys.executable, "-m", "uqcompress.report", str(tmp_path / "multirun" / "byo")],
                          capture_output=True, text=True, env=env)
     assert rep.returncode == 0, rep.stderr[-1000:]
-    assert (tmp_path / "multirun" / "byo" / "summary.md").is_file()
+    md = (tmp_path / "multirun" / "byo" / "summary.md").read_text()
+    assert "msp/int4" in md and (tmp_path / "multirun" / "byo" / "flips_vs_kl.png").is_file()
 
 
 def test_arrays_cli_equals_the_python_door(cli, tmp_path):

@@ -22,7 +22,7 @@ from uqcompress.report import plots
 from uqcompress.report.results import PREDICTIONS, RESULTS, read_results
 
 CONFIG_COLS = ["config.model", "config.quant", "config.uncertainty", "config.selector", "config.data", "config.ood",
-               "config.outputs"]
+               "config.outputs", "config.baseline", "config.compressed"]
 METRIC_COLS = [
     "baseline.accuracy", "compressed.accuracy", "compressed.accuracy_delta", "compressed.flips", "compressed.c2i",
     "compressed.i2c", "compressed.all_flips", "compressed.kl", "compressed.js", "compressed.coverage",
