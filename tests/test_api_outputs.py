@@ -106,3 +106,26 @@ def test_refusals_and_errors_are_one_line():
         uqcompress.evaluate_outputs(z, z, y, ood_baseline=z)
     with pytest.raises(ValueError, match="calibration holds row 60, outside the 50 rows"):
         uqcompress.evaluate_outputs(z, z, y, calibration=[1, 60])
+
+
+def test_every_registered_scorer_and_selector_runs_on_stored_outputs_or_is_refused():
+    from uqcompress.outputs import MODEL_NEEDS
+    from uqcompress.selection import SELECTORS, build_selector
+    from uqcompress.uncertainty import SCORERS, build_scorer
+
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(200, 3)) * 2
+    y = z.argmax(1)
+    y[:40] = rng.integers(0, 3, 40)
+    ran = []
+    for group, reg, build in (("uncertainty", SCORERS, build_scorer), ("selector", SELECTORS, build_selector)):
+        for name in reg.names():
+            needs_model = set(build({"name": name}).needs) & set(MODEL_NEEDS)
+            if needs_model:
+                with pytest.raises(ValueError, match=rf"^{group}={name} needs the model"):
+                    uqcompress.evaluate_outputs(z, z * 0.9, y, **{group: name})
+            else:
+                res = uqcompress.evaluate_outputs(z, z * 0.9, y, **{group: name})
+                assert 0 <= res.metrics["compressed.coverage"] <= 1
+                ran.append(name)
+    assert {"msp", "entropy", "margin", "energy", "coverage", "risk", "threshold"} <= set(ran)
