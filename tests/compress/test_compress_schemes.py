@@ -8,6 +8,7 @@ from torch import nn
 from uqcompress.compress import SCHEMES, CompressContext, compress
 from uqcompress.compress.prune import nm_mask
 from uqcompress.measure import dense_weight, state_dict_bytes, weight_sparsity
+from uqcompress.models.base import ModelBundle
 
 ALL = ["fp16", "bf16", "int8", "int8_dynamic", "int8_weight_only", "int4_weight_only", "brevitas_w8a8",
        "brevitas_w4a8", "brevitas_w4a4", "prune_global_l1", "prune_2of4", "prune_int8", "chain"]
@@ -28,9 +29,10 @@ def _weights(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_every_registered_scheme_has_a_yaml_and_is_tested():
-    # drop_layers applies to transformer stacks only; tests/compress/test_drop_layers.py covers it
-    assert set(SCHEMES.names()) == set(ALL) | {"none", "drop_layers"}
-    for name in ALL + ["none", "drop_layers"]:
+    # drop_layers applies to transformer stacks only; tests/compress/test_drop_layers.py covers it. amp keeps the
+    # weights and changes how they compute (torch.autocast): tests/test_runner.py covers it
+    assert set(SCHEMES.names()) == set(ALL) | {"none", "drop_layers", "amp"}
+    for name in ALL + ["none", "drop_layers", "amp"]:
         assert _load_yaml(name)["name"] == name
 
 
@@ -170,3 +172,18 @@ def test_prune_then_int8_keeps_zeros(cnn_bundle, images):
                      None, CTX)
     assert chain.info["scheme"] == "prune_2of4+int8_dynamic"
     assert abs(chain.info["sparsity"] - 0.5) < 0.01
+
+
+def test_global_pruning_of_channels_last_weights():
+    """The pretrained image models keep conv weights channels-last; torch's global pruning needs them flat."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(4))
+    net(torch.zeros(1, 3, 8, 8))
+    net = net.to(memory_format=torch.channels_last).eval()
+    b = ModelBundle(net, "cl", "cl", "image", 4, head="3")
+    out = compress(b, {"name": "prune_global_l1", "amount": 0.5}, None, CTX)
+    w = out.module[0].weight
+    assert w.is_contiguous(memory_format=torch.channels_last)
+    assert out.info["sparsity"] == pytest.approx(0.5, abs=0.01) and out.info["pruned_layers"] == ["0"]
+    x = torch.rand(2, 3, 8, 8)
+    assert torch.allclose(out.logits(x), out.module(x))

@@ -58,10 +58,19 @@ def prune_global_l1(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContex
     model = copy.deepcopy(bundle.module).eval()
     names = _float_layers(bundle, model, cfg, "prune_global_l1")
     params = [(model.get_submodule(n), "weight") for n in names]
+    # torch's global pruning flattens weights with .view(-1): channels-last conv weights (the pretrained image
+    # models keep them for faster CPU convs) are made contiguous for it, then put back in channels-last
+    channels_last = [layer for layer, _ in params
+                     if layer.weight.dim() == 4 and not layer.weight.is_contiguous()
+                     and layer.weight.is_contiguous(memory_format=torch.channels_last)]
     with torch.no_grad():
+        for layer in channels_last:
+            layer.weight.data = layer.weight.data.contiguous()
         prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=float(amount))
         for layer, pname in params:
             prune.remove(layer, pname)
+        for layer in channels_last:
+            layer.weight.data = layer.weight.data.contiguous(memory_format=torch.channels_last)
     sparsity = weight_sparsity(model, names)
     return bundle.with_module(
         model, scheme_fingerprint(bundle, cfg), scheme="prune_global_l1", bits=32, simulated=False,
