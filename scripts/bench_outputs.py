@@ -100,7 +100,8 @@ def main() -> None:
                 w, c = (float(np.median([t[k][j] for t in runs])) for j in (0, 1))
                 print(f"  {k:32s} {w:7.3f} s  {c:7.3f} s")
         overrides = [f"outputs={name}", f"outputs.baseline={ocfg['baseline']}",
-                     f"outputs.compressed={ocfg['compressed']}", "progress=false", f"hydra.run.dir={tmp / ('cli_' + name)}"]
+                     f"outputs.compressed={ocfg['compressed']}", "progress=false",
+                     f"hydra.run.dir={tmp / ('cli_' + name)}"]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         for plots in ("false", "true"):
             t0 = time.perf_counter()

@@ -34,7 +34,8 @@ def _save(path, fmt, scores, y=None, split=None, key="logits"):
             obj["split"] = split.tolist()
         torch.save(obj, path)
     else:
-        df = pd.DataFrame({f"{key[:-1] if key == 'logits' else 'prob'}_{j}": scores[:, j] for j in range(scores.shape[1])})
+        prefix = "logit" if key == "logits" else "prob"
+        df = pd.DataFrame({f"{prefix}_{j}": scores[:, j] for j in range(scores.shape[1])})
         if y is not None:
             df["labels"] = y
         if split is not None:
@@ -102,7 +103,8 @@ def test_errors_are_one_line(tmp_path):
     bad[5] = 9
     with pytest.raises(ValueError) as e:
         read_arrays(_save(tmp_path / "b9.npz", "npz", zb, bad, split), _save(tmp_path / "c9.npz", "npz", zc))
-    assert _one_line(e) == "outputs.baseline labels has value 9 at row 5, outside [0, 4): outputs.baseline has 4 classes"
+    assert _one_line(e) == ("outputs.baseline labels has value 9 at row 5, outside [0, 4): outputs.baseline has 4 "
+                            "classes")
     # probability rows that do not sum to 1
     p = softmax(zb, axis=1)
     p[3] *= 0.9

@@ -195,7 +195,8 @@ def _target(raw: Any, choices: list[str], where: str) -> int:
         return int(text)
     if text.startswith("["):
         raise NotMultipleChoice(f"several targets per question ({text[:40]}) are not supported")
-    hits = [i for i, c in enumerate(choices) if c == str(raw)] or [i for i, c in enumerate(choices) if c.strip() == text]
+    hits = [i for i, c in enumerate(choices) if c == str(raw)]
+    hits = hits or [i for i, c in enumerate(choices) if c.strip() == text]
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:  # e.g. winogrande: one continuation after several contexts; the target names no option
