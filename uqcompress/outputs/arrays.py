@@ -79,7 +79,8 @@ def read_file(path: Any, option: str) -> dict[str, Any]:
             return {str(k): (v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in obj.items()}
         return _parquet_columns(pd.read_parquet(p), f"{option} '{p.name}'")
     except ImportError as e:
-        raise ModuleNotFoundError(f"{option}: reading '{p.name}' needs {e.name}: pip install 'uqcompress[outputs]' (pyarrow)") from None
+        raise ModuleNotFoundError(f"{option}: reading '{p.name}' needs {e.name}: "
+                                  "pip install 'uqcompress[outputs]' (pyarrow)") from None
     except ValueError as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "pickle" in msg.lower():
