@@ -193,3 +193,13 @@ def test_numpy_inputs_and_texts_with_prepare():
         assert r.predictions.baseline_pred.tolist() == lin(x64[30:]).argmax(1).tolist()
     with pytest.raises(ValueError, match=r"test: labels must be integer class ids, got <U3 values such as 'pos'"):
         uqcompress.evaluate(lin, (x64[:30], y[:30]), (x64[30:], np.array(["pos"] * 30)), quant="none", **OPTS)
+
+
+def test_every_run_reports_the_kl_distribution_of_its_test_split(result):
+    """compressed.kl_* (llama.cpp-style KL statistics) are M.kl_distribution of the two models' test logits."""
+    m = result.metrics
+    dist = M.kl_distribution(result.run.baseline.outputs["test"].logits, result.run.compressed.outputs["test"].logits)
+    assert m["compressed.kl"] == pytest.approx(dist["kl_mean"], rel=1e-12)
+    for k in M.KL_DISTRIBUTION_KEYS[1:]:
+        assert m[f"compressed.{k}"] == dist[k], k
+    assert 0 <= m["compressed.kl_median"] <= m["compressed.kl_p99"] <= m["compressed.kl_max"]

@@ -32,6 +32,8 @@ def test_register_decorator_and_duplicate_refused():
     ("uqcompress.compress", "SCHEMES", "int8"),
     ("uqcompress.uncertainty", "SCORERS", "msp"),
     ("uqcompress.selection", "SELECTORS", "coverage"),
+    ("uqcompress.outputs", "SOURCES", "lm_eval"),
+    ("uqcompress.outputs", "SOURCES", "arrays"),
 ])
 def test_registries_are_keyed_by_config_names(module, registry, name):
     """Every registry key has a YAML of the same name in its config group, and vice versa for defaults."""
@@ -41,7 +43,7 @@ def test_registries_are_keyed_by_config_names(module, registry, name):
     reg = getattr(importlib.import_module(module), registry)
     assert name in reg
     group = {"model": "model", "data": "data", "quant": "quant", "uncertainty": "uncertainty",
-             "selector": "selector"}[reg.kind]
+             "selector": "selector", "outputs": "outputs"}[reg.kind]
     conf = Path(__file__).resolve().parents[1] / "uqcompress" / "conf" / group
     yaml_names = {p.stem for p in conf.glob("*.yaml")}
     assert name in yaml_names

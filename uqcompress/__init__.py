@@ -1,7 +1,8 @@
 """uqcompress: uncertainty-aware selective prediction around a baseline model and its compressed versions.
 
 Reports what compression changed beyond accuracy: flips, KL, calibration, selective risk, saved-from-misclassification
-rate and OOD detection. Two front doors over one pipeline: ``python -m uqcompress`` (Hydra) and :func:`evaluate`.
+rate and OOD detection. Two front doors over one pipeline: ``python -m uqcompress`` (Hydra) and :func:`evaluate`
+(:func:`evaluate_outputs` for stored logits or probabilities of models run elsewhere).
 
 Example:
     >>> from uqcompress import metrics as M
@@ -16,6 +17,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "evaluate": ("uqcompress.api", "evaluate"),
+    "evaluate_outputs": ("uqcompress.api", "evaluate_outputs"),
     "SelectivePredictor": ("uqcompress.predictor", "SelectivePredictor"),
     "metrics": ("uqcompress.metrics", None),
 }
@@ -31,4 +33,4 @@ def __getattr__(name: str) -> Any:  # lazy: `import uqcompress` stays cheap and 
     raise AttributeError(f"module 'uqcompress' has no attribute '{name}'")
 
 
-__all__ = ["evaluate", "SelectivePredictor", "metrics", "__version__"]
+__all__ = ["evaluate", "evaluate_outputs", "SelectivePredictor", "metrics", "__version__"]

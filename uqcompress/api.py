@@ -56,6 +56,9 @@ class EvalResult:
         from uqcompress.predictor import SelectivePredictor
 
         comp = self.run.compressed
+        if comp.bundle is None:
+            raise ValueError("a run over stored outputs has no model to deploy; evaluate the model itself "
+                             "(uqcompress.evaluate) to get a SelectivePredictor")
         return SelectivePredictor(comp.bundle, comp.scorer, comp.selector)
 
     def plot(self, out_dir: str | None = None):
@@ -304,3 +307,128 @@ def _on(model: Any, device: torch.device) -> Any:
     if isinstance(model, nn.Module) and module_device(model) != device:
         return copy.deepcopy(model)
     return model
+
+
+def evaluate_outputs(
+    baseline: Any,
+    compressed: Any,
+    labels: Any,
+    *,
+    calibration: Any = None,
+    split: Any = None,
+    ood_baseline: Any = None,
+    ood_compressed: Any = None,
+    uncertainty: str | dict = "msp",
+    selector: str | dict = "coverage",
+    kind: str = "auto",
+    splits: dict[str, float] | None = None,
+    seed: int = 0,
+) -> EvalResult:
+    """Evaluate stored outputs of a baseline and a compressed model (made anywhere, at any size) with the same
+    pipeline as :func:`evaluate`: scores, selection, every metric, flips and the KL distribution. No model, so no
+    size or latency keys, and only scorers that work from outputs (msp, entropy, margin, energy, temperature).
+
+    Args:
+        baseline, compressed: (N, K) logits or probabilities of the two models on the same rows (numpy or torch).
+        labels: (N,) class ids in [0, K).
+        calibration: which rows calibrate the scorer and selector: a boolean mask or an index array (the other
+            rows are the test split). Or ``split``: calibration | test per row. Neither: a seeded split by
+            ``splits`` (default half and half), stratified by label.
+        ood_baseline, ood_compressed: optional (M, K) outputs of both models on out-of-distribution inputs.
+        uncertainty, selector: config names (``"msp"``) or dicts (``{"name": "coverage", "target": 0.8}``).
+        kind: ``logits``, ``probs`` (rows >= 0 summing to 1, checked), or ``auto``: probs when every value of
+            every array is in [0, 1], else logits.
+        seed: seed of the split when neither ``calibration`` nor ``split`` is given.
+
+    Example:
+        >>> import numpy as np, uqcompress
+        >>> rng = np.random.default_rng(0)
+        >>> z = rng.normal(size=(400, 5)) * 3; y = z.argmax(1); y[:80] = rng.integers(0, 5, 80)
+        >>> res = uqcompress.evaluate_outputs(z, z + rng.normal(size=z.shape) * 0.3, y)
+        >>> 0 < res.metrics["compressed.flips"] < 0.2, res.metrics["n_test"] + res.metrics["n_calibration"]
+        (True, 400)
+    """
+    from uqcompress.outputs.base import as_logits, from_arrays
+    from uqcompress.pipeline import evaluate_stored
+
+    if calibration is not None and split is not None:
+        raise ValueError("pass calibration (a mask or indices) or split (a name per row), not both")
+    z = {"baseline": baseline, "compressed": compressed}
+    if (ood_baseline is None) != (ood_compressed is None):
+        raise ValueError("pass both ood_baseline and ood_compressed (the two models' outputs on the same OOD rows)")
+    if ood_baseline is not None:
+        z.update({"ood_baseline": ood_baseline, "ood_compressed": ood_compressed})
+    kinds = {"auto", "logits", "probs"}
+    if kind not in kinds:
+        raise ValueError(f"kind='{kind}' is not one of: {', '.join(sorted(kinds))}")
+    arrays = {k: _as_2d(v, k) for k, v in z.items()}
+    guessed = kind == "auto"
+    if guessed:  # values all in [0, 1]: probabilities (checked, so a bad row is an error, not logits)
+        kind = "probs" if all(_in_unit_interval(a) for a in arrays.values()) else "logits"
+    try:
+        logits = {k: as_logits(a, kind, f"{k} {kind}") for k, a in arrays.items()}
+    except ValueError as e:
+        hint = "; pass kind='logits' if these are logits" if guessed and kind == "probs" and "sums to" in str(e) else ""
+        raise ValueError(f"{e}{hint}") from None
+    n = logits["baseline"].shape[0]
+    y = np.asarray(labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else labels)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"labels has shape {tuple(y.shape)} but baseline has {n} rows")
+    names = None
+    if calibration is not None:
+        mask = np.asarray(calibration.cpu().numpy() if isinstance(calibration, torch.Tensor) else calibration)
+        if mask.dtype != bool:
+            idx = mask.astype(np.int64)
+            if idx.size and (idx.min() < -n or idx.max() >= n):
+                raise ValueError(f"calibration holds row {int(idx.max() if idx.max() >= n else idx.min())}, outside "
+                                 f"the {n} rows")
+            mask = np.zeros(n, dtype=bool)
+            mask[idx] = True
+        elif mask.shape != (n,):
+            raise ValueError(f"calibration mask has shape {mask.shape} but baseline has {n} rows")
+        names = np.where(mask, "calibration", "test")
+    elif split is not None:
+        names = np.asarray(split).astype(str)
+    b, c = logits["baseline"], logits["compressed"]
+    if "ood_baseline" in logits:
+        ob, oc = logits["ood_baseline"], logits["ood_compressed"]
+        if ob.shape != oc.shape or ob.shape[1:] != b.shape[1:]:
+            raise ValueError(f"ood_baseline {ob.shape} and ood_compressed {oc.shape} must have the same shape, with "
+                             f"the {b.shape[1]} classes of baseline")
+        m = ob.shape[0]
+        if names is None:  # split the in-distribution rows here, so the OOD rows stay out of it
+            from uqcompress.outputs.base import check_fractions, split_rows
+
+            names = split_rows(_checked_labels(y, b.shape[1]), check_fractions(splits, "splits"), seed)
+        b, c = np.concatenate([b, ob]), np.concatenate([c, oc])
+        y = np.concatenate([y, np.full(m, -1, dtype=y.dtype if y.dtype.kind in "iu" else np.int64)])
+        names = np.concatenate([np.asarray(names).astype(str), np.full(m, "ood")])
+    rows = np.arange(n)  # predictions.csv: the row of each test sample in baseline (of each OOD one in ood_*)
+    if "ood_baseline" in logits:
+        rows = np.concatenate([rows, np.arange(logits["ood_baseline"].shape[0])])
+    stored = from_arrays(b, c, y, split=names, fractions=splits, seed=seed, rows=pd.DataFrame({"row": rows}))
+    stored.facts["outputs.source"] = "arrays"
+    cfg = {"uncertainty": _cfg(uncertainty, DEFAULTS["uncertainty"]), "selector": _cfg(selector, DEFAULTS["selector"])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        run = evaluate_stored(stored, cfg)
+    return EvalResult(run.metrics, run.predictions, run)
+
+
+def _as_2d(x: Any, name: str) -> np.ndarray:
+    a = x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) and x.dtype in (torch.float16,
+                                                                                       torch.bfloat16) else x
+    a = np.asarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a)
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (N, K) logits or probabilities; got shape {tuple(a.shape)}")
+    return a
+
+
+def _in_unit_interval(a: np.ndarray) -> bool:
+    return bool(a.size and np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1)
+
+
+def _checked_labels(y: np.ndarray, k: int) -> np.ndarray:
+    from uqcompress.metrics import _validate as V
+
+    return V.labels(y, "labels", y.shape[0], k, like="baseline")

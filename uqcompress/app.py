@@ -175,7 +175,7 @@ def _run(conf: dict, out_dir: Path, fp: str) -> float | None:
     import time
 
     from uqcompress import __version__
-    from uqcompress.pipeline import run_config
+    from uqcompress.pipeline import run_config, run_title
     from uqcompress.report.results import write_results
     from uqcompress.report.table import render
 
@@ -194,9 +194,7 @@ def _run(conf: dict, out_dir: Path, fp: str) -> float | None:
     from uqcompress.report.html import write_run_report
 
     write_run_report(out_dir, result)  # thumbnails.json (image inputs) + the run's report.html
-    title = f"{conf['model']['name']} × {conf['quant']['name']} on {conf['data']['name']} " \
-            f"(uncertainty={conf['uncertainty']['name']}, selector={conf['selector']['name']})"
-    render(result.metrics, title=title)
+    render(result.metrics, title=run_title(conf))
     log.info("results: %s", path)
     return result.metrics.get("compressed.accuracy")
 

@@ -10,6 +10,7 @@ Example (Python, no Hydra):
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from uqcompress.data import DataBundle, Split, conform_images, load_dataset
 from uqcompress.measure import state_dict_bytes, weight_bits, weight_sparsity
 from uqcompress.models import BuildContext, build_model
 from uqcompress.models.base import ModelBundle
+from uqcompress.outputs.base import StoredOutputs
 from uqcompress.progress import set_progress
 from uqcompress.report.provenance import config_facts
 from uqcompress.runner import Runner, device_name, resolve_device
@@ -53,9 +55,9 @@ DEFAULTS: dict[str, Any] = {
 
 @dataclass
 class ModelEval:
-    """Everything computed for one model (baseline or compressed)."""
+    """Everything computed for one model (baseline or compressed); ``bundle`` is None for stored outputs."""
 
-    bundle: ModelBundle
+    bundle: ModelBundle | None
     outputs: dict[str, Outputs]          # calibration / test / ood
     probs: dict[str, torch.Tensor]
     confidence: dict[str, torch.Tensor]
@@ -127,15 +129,16 @@ def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
     return data, ood
 
 
+def build_scoring(cfg: dict) -> tuple[Any, Any]:
+    """A fresh (scorer, selector) from the ``uncertainty`` and ``selector`` groups (scorers learn per model)."""
+    return build_scorer(dict(cfg["uncertainty"])), build_selector(dict(cfg["selector"]))
+
+
 def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg: dict, runner: Runner,
                    reference: dict[str, torch.Tensor] | None = None) -> ModelEval:
-    """Outputs (through ``runner``), confidence, acceptance and per-model metrics for one model.
-
-    ``reference``: the baseline's predicted labels per split, for selectors that need them (``"reference"`` in
-    ``selector.needs``); without it a model is its own reference (the baseline itself).
-    """
-    scorer = build_scorer(dict(cfg["uncertainty"]))
-    selector = build_selector(dict(cfg["selector"]))
+    """Outputs (collected through ``runner``), then :func:`score_outputs`, plus what the model itself is (size,
+    bits, sparsity, device). ``reference``: see :func:`score_outputs`."""
+    scorer, selector = build_scoring(cfg)
     needs = frozenset(scorer.needs) | frozenset(selector.needs)
     ucfg = dict(cfg["uncertainty"])
     splits = {"calibration": data["calibration"], "test": data["test"]}
@@ -143,7 +146,24 @@ def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg
         splits["ood"] = ood
     outputs = {k: runner.outputs(bundle, k, s, needs, ucfg) for k, s in splits.items()}
     fit_out = runner.outputs(bundle, "fit", data["fit"], {"features"}) if "features" in needs else None
-    scorer.fit(outputs["calibration"], fit_out)
+    ev = score_outputs(outputs, scorer, selector, fit_out, reference)
+    ev.bundle = bundle
+    m = ev.metrics
+    m["model_size_bytes"] = state_dict_bytes(bundle.module)
+    m["bits"] = bundle.info.get("bits", weight_bits(bundle.module))  # measured for models no scheme touched
+    m["sparsity"] = bundle.info.get("sparsity", weight_sparsity(bundle.module))
+    m["device"] = device_name(bundle.module)  # where it really ran, read from its tensors
+    return ev
+
+
+def score_outputs(outputs: dict[str, Outputs], scorer: Any, selector: Any, fit: Outputs | None = None,
+                  reference: dict[str, torch.Tensor] | None = None) -> ModelEval:
+    """Confidence, acceptance and per-model metrics from one model's outputs per split (``calibration``, ``test``,
+    optional ``ood``): the one place they are computed, whether uqcompress ran the model or read its stored outputs.
+
+    ``reference``: the baseline's predicted labels per split, for selectors that need them (``"reference"`` in
+    ``selector.needs``); without it a model is its own reference (the baseline itself)."""
+    scorer.fit(outputs["calibration"], fit)
     probs = {k: scorer.probs(o) for k, o in outputs.items()}
     conf = {k: scorer.score(o) for k, o in outputs.items()}
     if "reference" in selector.needs:  # agreement selectors: the baseline's answers play the role of the labels
@@ -171,20 +191,17 @@ def evaluate_model(bundle: ModelBundle, data: DataBundle, ood: Split | None, cfg
         m["selective_disagreement"] = M.selective(conf["test"], agree, accept["test"])["selective_risk"]
     if getattr(scorer, "temperature", 1.0) != 1.0 or getattr(scorer, "fit_temperature", False):
         m["temperature"] = scorer.temperature
-    if ood is not None:
+    if "ood" in outputs:
         o = M.ood(conf["test"], conf["ood"])
         m.update({f"ood_{k}": v for k, v in o.items()})
         m["ood_coverage"] = float(accept["ood"].double().mean())  # share of OOD inputs the selector still answers
-        if ood.y is not None:  # covariate shift: the selector's behaviour on labelled shifted inputs
-            shift_correct = probs["ood"].argmax(-1) == ood.y
-            m["shift_accuracy"] = M.accuracy(probs["ood"], ood.y)
+        shift_y = outputs["ood"].labels
+        if shift_y is not None:  # covariate shift: the selector's behaviour on labelled shifted inputs
+            shift_correct = probs["ood"].argmax(-1) == shift_y
+            m["shift_accuracy"] = M.accuracy(probs["ood"], shift_y)
             sel = M.selective(conf["ood"], shift_correct, accept["ood"])
             m.update({f"shift_{k}": sel[k] for k in ("coverage", "selective_risk", "saved_rate")})
-    m["model_size_bytes"] = state_dict_bytes(bundle.module)
-    m["bits"] = bundle.info.get("bits", weight_bits(bundle.module))  # measured for models no scheme touched
-    m["sparsity"] = bundle.info.get("sparsity", weight_sparsity(bundle.module))
-    m["device"] = device_name(bundle.module)  # where it really ran, read from its tensors
-    return ModelEval(bundle, outputs, probs, conf, accept, scorer, selector, m)
+    return ModelEval(None, outputs, probs, conf, accept, scorer, selector, m)
 
 
 def is_fact(value: Any) -> bool:
@@ -204,10 +221,14 @@ def scheme_facts(baseline: ModelBundle, compressed: ModelBundle) -> dict[str, An
 
 
 def compare(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
-    """What changed from baseline to compressed on the test split (flips, KL, JS, flip catch rate)."""
+    """What changed from baseline to compressed on the test split (flips, KL and its distribution
+    (:func:`uqcompress.metrics.kl_distribution`: ``kl_sem``, ``kl_median``, ``kl_p90`` ... ``kl_max``), JS, flip
+    catch rate)."""
     y = base.outputs["test"].labels
     out = dict(M.flips(base.probs["test"], comp.probs["test"], y))
-    out["kl"] = M.kl_from_logits(base.outputs["test"].logits, comp.outputs["test"].logits)
+    dist = M.kl_distribution(base.outputs["test"].logits, comp.outputs["test"].logits)
+    out["kl"] = dist.pop("kl_mean")  # = M.kl_from_logits
+    out.update(dist)
     out["js"] = M.js_from_logits(base.outputs["test"].logits, comp.outputs["test"].logits)
     out["accuracy_delta"] = comp.metrics["accuracy"] - base.metrics["accuracy"]
     cb = base.probs["test"].argmax(-1) == y
@@ -229,8 +250,9 @@ def cascade(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
     base_answer = base.outputs["test"].logits.double().softmax(-1)
     out = M.cascade(base_answer, comp.probs["test"], base.outputs["test"].labels, comp.accept["test"])
     t_c, t_b = comp.metrics.get("latency_ms_per_sample"), base.metrics.get("latency_ms_per_sample")
-    ok = all(isinstance(t, float) and np.isfinite(t) and t > 0 for t in (t_c, t_b))
-    out["cost"] = M.cascade_cost(out["deferral_rate"], t_c, t_b) if ok else float("nan")
+    if t_c is not None and t_b is not None:  # stored outputs have no latencies: no cost (absent, not faked)
+        ok = all(isinstance(t, float) and np.isfinite(t) and t > 0 for t in (t_c, t_b))
+        out["cost"] = M.cascade_cost(out["deferral_rate"], t_c, t_b) if ok else float("nan")
     return out
 
 
@@ -284,6 +306,22 @@ def run_intervals(base: ModelEval, comp: ModelEval, n_boot: int, seed: int) -> d
                               comp.confidence["test"], comp.accept["test"], ood, n_boot=n_boot, seed=seed)
 
 
+def run_metrics(base: ModelEval, comp: ModelEval, cfg: dict) -> dict[str, Any]:
+    """The flat keys of one run: ``baseline.*``, ``compressed.*`` (its own metrics and :func:`compare`),
+    ``cascade.*`` (:func:`cascade`; its cost needs both models' latencies, so stored outputs have none), the
+    split sizes, and the bootstrap intervals of the headline numbers (``bootstrap`` resamples, 0 = none)."""
+    metrics: dict[str, Any] = {f"baseline.{k}": v for k, v in base.metrics.items()}
+    metrics.update({f"compressed.{k}": v for k, v in comp.metrics.items()})
+    metrics.update({f"compressed.{k}": v for k, v in compare(base, comp).items()})
+    metrics.update({f"cascade.{k}": v for k, v in cascade(base, comp).items()})
+    metrics["n_test"] = len(base.outputs["test"])
+    metrics["n_calibration"] = len(base.outputs["calibration"])
+    metrics["n_ood"] = len(base.outputs["ood"]) if "ood" in base.outputs else 0
+    if cfg.get("bootstrap"):  # 95% intervals of the headline numbers (uqcompress.report.intervals)
+        metrics.update(run_intervals(base, comp, n_boot=int(cfg["bootstrap"]), seed=int(cfg["seed"])))
+    return metrics
+
+
 def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataBundle, ood: Split | None,
                      cfg: dict, runner: Runner | None = None) -> RunResult:
     """Score, select and measure a baseline and its compressed copy on the same splits, each model where it sits;
@@ -296,22 +334,57 @@ def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataB
     timing = runner.latency({"baseline": baseline, "compressed": compressed}, data["test"].x, **dict(cfg["latency"]))
     base.metrics.update(timing["baseline"])
     comp.metrics.update(timing["compressed"])
-    metrics: dict[str, Any] = {f"baseline.{k}": v for k, v in base.metrics.items()}
-    metrics.update({f"compressed.{k}": v for k, v in comp.metrics.items()})
-    metrics.update({f"compressed.{k}": v for k, v in compare(base, comp).items()})
+    metrics = run_metrics(base, comp, cfg)
     metrics["compressed.speedup"] = (timing["baseline"]["latency_ms_per_sample"]
                                      / timing["compressed"]["latency_ms_per_sample"])
-    metrics.update({f"cascade.{k}": v for k, v in cascade(base, comp).items()})
     for k, v in scheme_facts(baseline, compressed).items():
         metrics.setdefault(f"compressed.{k}", v)
-    metrics["n_test"] = len(data["test"])
-    metrics["n_calibration"] = len(data["calibration"])
-    metrics["n_ood"] = 0 if ood is None else len(ood)
     inputs = {"test": data["test"], **({"ood": ood} if ood is not None else {})}
-    pred = predictions_frame(base, comp, inputs, data.class_names)
-    if cfg.get("bootstrap"):  # 95% intervals of the headline numbers (uqcompress.report.intervals)
-        metrics.update(run_intervals(base, comp, n_boot=int(cfg["bootstrap"]), seed=int(cfg["seed"])))
-    return RunResult(metrics, pred, base, comp, inputs)
+    return RunResult(metrics, predictions_frame(base, comp, inputs, data.class_names), base, comp, inputs)
+
+
+#: below this many logits per model, stored outputs are scored on one torch thread: the row-wise work on (N, K)
+#: arrays is tiny and OpenMP's hand-off costs more than it (10,000 x 5: 0.05 s of CPU on 1 thread, 0.30 s on 2,
+#: and 5x the wall time on a busy machine; scripts/bench_outputs.py). A fixed rule on the input's size.
+SMALL_OUTPUTS = 1 << 22
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    old = torch.get_num_threads()
+    if n != old:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
+
+
+def evaluate_stored(stored: StoredOutputs, cfg: dict) -> RunResult:
+    """Score, select and measure stored outputs of a baseline and a compressed model (``outputs=lm_eval | arrays``,
+    :func:`uqcompress.evaluate_outputs`) with the same functions as models uqcompress runs itself, plus the
+    whole-run keys over all questions (``all.*``, ``task.<name>.*``: :func:`uqcompress.outputs.scopes.scope_metrics`).
+    No model: no size, latency or device keys."""
+    from uqcompress.outputs import check_needs
+    from uqcompress.outputs.scopes import scope_metrics
+
+    cfg = _merge(DEFAULTS, cfg)
+    check_needs(cfg, stored.facts.get("outputs.source", "arrays"))
+    scorers = [build_scoring(cfg) for _ in range(2)]  # fresh ones per model: scorers and selectors learn
+    size = sum(o.logits.numel() for o in stored.baseline.values())
+    with _torch_threads(1 if size < SMALL_OUTPUTS else torch.get_num_threads()):
+        base = score_outputs(stored.baseline, *scorers[0])
+        comp = score_outputs(stored.compressed, *scorers[1], reference={k: p.argmax(-1) for k, p in base.probs.items()})
+        metrics = run_metrics(base, comp, cfg)
+    metrics.update(scope_metrics(stored.views))
+    metrics.update(stored.facts)
+    predictions = predictions_frame(base, comp)
+    if stored.rows:  # which question each row is (task, doc_id / row of the file), after split and index
+        ids = pd.concat([stored.rows[s] for s in ("test", "ood") if s in stored.rows], ignore_index=True)
+        for j, col in enumerate(ids.columns):
+            predictions.insert(2 + j, col, ids[col].to_numpy())
+    return RunResult(metrics, predictions, base, comp)
 
 
 def inference_batch_size(cfg: dict, device: str) -> int:
@@ -337,6 +410,8 @@ def run_config(cfg: dict) -> RunResult:
 
     cfg = _merge(DEFAULTS, cfg)
     validate_config(cfg)  # every option, range and modality, before any data or model work (uqcompress.validate)
+    if (cfg.get("outputs") or {}).get("name", "none") != "none":
+        return run_outputs(cfg)
     cfg["latency"] = {**cfg["latency"], **dict(cfg["model"].get("latency") or {})}  # a model may ask for less
     check_exportable(cfg)  # a deploy.export that could not be loaded back is refused before any work
     set_progress(bool(cfg["progress"]))
@@ -370,3 +445,66 @@ def run_config(cfg: dict) -> RunResult:
                           fallback=deploy.get("fallback"))
         result.metrics["deploy.path"] = str(path)
     return result
+
+
+def run_outputs(cfg: dict) -> RunResult:
+    """A run over stored outputs (``outputs=lm_eval | arrays``): model, quant, data and ood settings are not used."""
+    from uqcompress.outputs import check_needs, load_outputs, unused_overrides
+
+    cfg = _merge(DEFAULTS, cfg)
+    ocfg = dict(cfg["outputs"])
+    check_needs(cfg, ocfg["name"])  # a scorer or selector that needs the model is refused before any file is read
+    if (cfg.get("deploy") or {}).get("export"):
+        raise ValueError(f"deploy.export needs a model, but outputs={ocfg['name']} holds only stored outputs")
+    set_progress(bool(cfg["progress"]))
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    unused = unused_overrides()
+    if unused:
+        log.warning("outputs=%s reads both models' outputs from files: %s not used", ocfg["name"], ", ".join(unused))
+    else:
+        log.info("outputs=%s: both models' outputs are read from files; model, quant, data and ood settings are not "
+                 "used", ocfg["name"])
+    stored = load_outputs(ocfg, seed=int(cfg["seed"]))
+    limit = cfg.get("limit")
+    if limit:  # quick runs: cap each split (the whole-run all.* / task.* keys still cover every question)
+        for outs in (stored.baseline, stored.compressed):
+            for k, o in outs.items():
+                outs[k] = Outputs(o.logits[: int(limit)], None if o.labels is None else o.labels[: int(limit)])
+        stored.rows = {k: r.head(int(limit)) for k, r in stored.rows.items()}
+    result = evaluate_stored(stored, cfg)
+    result.metrics.update({
+        "config.outputs": ocfg["name"], "config.uncertainty": cfg["uncertainty"]["name"],
+        "config.selector": cfg["selector"]["name"], "config.seed": cfg["seed"],
+        # short names of the two runs, for labels in sweep reports (full paths: outputs.baseline / .compressed)
+        "config.baseline": _short_name(ocfg.get("baseline")), "config.compressed": _short_name(ocfg.get("compressed")),
+    })
+    return result
+
+
+def _short_name(spec: Any) -> str:
+    """A run's name from its path(s): the folder or the file's stem (``runs/int4`` -> ``int4``).
+
+    >>> _short_name("runs/int4/"), _short_name("out/base.npz"), _short_name(["a/x.jsonl", "a/y.jsonl"])
+    ('int4', 'base', 'a')
+    """
+    from pathlib import Path
+
+    paths = [Path(str(s)) for s in (spec if isinstance(spec, (list, tuple)) else [spec])]
+    if len(paths) > 1:
+        return paths[0].parent.name
+    return paths[0].stem if paths[0].suffix in (".npz", ".pt", ".pth", ".parquet", ".jsonl") else paths[0].name
+
+
+def run_title(cfg: dict) -> str:
+    """The title of a run's table: what was compared, how it was scored and selected.
+
+    >>> run_title({"outputs": {"name": "none"}, "model": {"name": "small_cnn"}, "quant": {"name": "int8"},
+    ...            "data": {"name": "mnist"}, "uncertainty": {"name": "msp"}, "selector": {"name": "coverage"}})
+    'small_cnn × int8 on mnist (uncertainty=msp, selector=coverage)'
+    """
+    how = f"(uncertainty={cfg['uncertainty']['name']}, selector={cfg['selector']['name']})"
+    out = cfg.get("outputs") or {}
+    if out.get("name", "none") != "none":
+        return f"outputs={out['name']}: {out.get('baseline')} vs {out.get('compressed')} {how}"
+    return f"{cfg['model']['name']} × {cfg['quant']['name']} on {cfg['data']['name']} {how}"

@@ -105,6 +105,11 @@ class LogProgress:
     def set_postfix(self, *args: Any, **kwargs: Any) -> None:  # tqdm compatibility: nothing to show in a log
         pass
 
+    def reset(self, total: int | None = None) -> None:  # tqdm compatibility (pooch resets before its last update)
+        self.n = 0
+        if total is not None:
+            self.total = total
+
     def __enter__(self) -> "LogProgress":
         return self
 

@@ -34,8 +34,9 @@ from typing import Any, Callable, Iterable
 from uqcompress.data.base import count, flag
 
 #: the config groups, in the order they are checked
-GROUPS = ("model", "quant", "uncertainty", "selector", "data", "ood", "deploy")
-DEVICES = ("auto", "cpu", "cuda")
+GROUPS = ("model", "quant", "uncertainty", "selector", "data", "ood", "deploy", "outputs")
+#: groups a run from stored outputs (``outputs=lm_eval | arrays``) does not use: not checked there
+STORED_SKIPS = ("model", "quant", "data", "ood", "deploy")
 #: model options the pipeline itself reads, valid for every model (``model.latency``, ``model.inference_batch_size``)
 PIPELINE_MODEL_OPTIONS = {"name": None, "latency": None, "inference_batch_size": count}
 
@@ -51,11 +52,12 @@ def validate_config(cfg: dict) -> None:
     :func:`uqcompress.pipeline.run_config`); groups it lacks are not checked.
     """
     problems = _top_level(cfg)
+    stored = (cfg.get("outputs") or {}).get("name", "none") != "none"  # outputs=...: no model, scheme or data
     for group in GROUPS:
-        if isinstance(cfg.get(group), dict):
+        if isinstance(cfg.get(group), dict) and not (stored and group in STORED_SKIPS):
             problems += validate_group(group, cfg)
     try:
-        problems += _modalities(cfg)
+        problems += [] if stored else _modalities(cfg)
     except KeyError:  # an unknown name, already reported
         pass
     if problems:
@@ -81,8 +83,9 @@ def _int_at_least(lo: int) -> Callable[[Any, str], None]:
 
 
 def _device(value: Any, key: str) -> None:
-    if value not in DEVICES:
-        raise ValueError(f"{key}={value!r} is not one of: {', '.join(DEVICES)}")
+    from uqcompress.runner import resolve_device  # auto | cpu | cuda | cuda:N, and is that device here?
+
+    resolve_device(value)
 
 
 def _optional_str(value: Any, key: str) -> None:
@@ -125,6 +128,8 @@ def validate_group(group: str, cfg: dict) -> list[str]:
         return _deploy(opts)
     if not isinstance(name, str):
         return [f"{group} has no name: choose {group}=NAME"]
+    if group == "outputs" and name == "none":  # the default: uqcompress runs the models itself
+        return []
     try:
         if group == "uncertainty":
             from uqcompress.uncertainty import build_scorer
@@ -155,6 +160,10 @@ def _registry(group: str) -> Any:
         from uqcompress.compress import SCHEMES
 
         return SCHEMES
+    if group == "outputs":
+        from uqcompress.outputs import SOURCES
+
+        return SOURCES
     raise KeyError(f"no registry for config group '{group}'")
 
 

@@ -48,9 +48,13 @@ def events(cache: Path, kind: str | None = None, event: str = "compute") -> list
 
 
 def numbers(run_dir: Path) -> dict:
-    """The results of a run that do not depend on timing or on what the cache held."""
+    """The results of a run that do not depend on timing or on what the cache held, nor the settings that change
+    no result (``config.cache_dir``, ``config.progress``, ...: uqcompress.app.NON_RESULT_KEYS)."""
+    from uqcompress.app import NON_RESULT_KEYS
+
     res = json.loads((run_dir / "results.json").read_text())
-    return {k: v for k, v in res.items() if not any(t in k for t in TIMED)}
+    settings = tuple(f"config.{k}" for k in NON_RESULT_KEYS)
+    return {k: v for k, v in res.items() if not any(t in k for t in TIMED) and not k.startswith(settings)}
 
 
 def warnings_in(text: str) -> list[str]:

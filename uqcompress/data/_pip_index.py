@@ -242,7 +242,7 @@ def download(file: IndexFile, dest: Path, sha256: str, progress: bool = True, ce
 
     kwargs = {"verify": cert} if cert else {}
     with progress_bar(desc=dest.name, enabled=progress, unit="B", unit_scale=True, unit_divisor=1024) as bar:
-        downloader = pooch.HTTPDownloader(progressbar=bar if not bar.disable else False, timeout=TIMEOUT_S, **kwargs)
+        downloader = pooch.HTTPDownloader(progressbar=bar if not getattr(bar, "disable", False) else False, timeout=TIMEOUT_S, **kwargs)
         pooch.retrieve(file.url, known_hash=f"sha256:{sha256}", fname=dest.name, path=dest.parent,
                        downloader=downloader)
     os.chmod(dest, _FILE_MODE)  # pooch's temp file is 0o600; a shared cache stays readable like any other file

@@ -13,7 +13,8 @@ Example:
 from __future__ import annotations
 
 from ._validate import UndefinedMetricWarning
-from .agreement import flips, js_divergence, js_from_logits, kl_divergence, kl_from_logits
+from .agreement import (KL_DISTRIBUTION_KEYS, flips, js_divergence, js_from_logits, kl_distribution, kl_divergence,
+                        kl_from_logits, kl_rows_from_logits)
 from .bootstrap import bootstrap_ci
 from .cascade import cascade, cascade_cost, cascade_curve, deferral_for_agreement
 from .classification import accuracy, calibration, ece
@@ -22,6 +23,7 @@ from .ood import auroc, ood
 from .selective import aurc, risk_coverage_curve, selective
 
 __all__ = [
+    "KL_DISTRIBUTION_KEYS",
     "UndefinedMetricWarning",
     "accuracy",
     "aurc",
@@ -36,8 +38,10 @@ __all__ = [
     "flips",
     "js_divergence",
     "js_from_logits",
+    "kl_distribution",
     "kl_divergence",
     "kl_from_logits",
+    "kl_rows_from_logits",
     "ood",
     "risk_coverage_curve",
     "selective",

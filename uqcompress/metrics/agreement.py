@@ -144,30 +144,79 @@ def _exp_logits(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return z, e, s, c + np.log(s)
 
 
+def kl_rows_from_logits(base_logits: V.ArrayLike, comp_logits: V.ArrayLike) -> np.ndarray:
+    """Per-row KL(softmax(base) || softmax(comp)) in nats, float64 (N,), from logits (or log-probabilities).
+
+    Float64 throughout: with p_b = softmax(z_b) and lse = ln sum exp(z) per row,
+    KL = sum_k p_b (z_b - z_c) + lse(z_c) - lse(z_b), which never takes a log of a probability; rounding below 0
+    is clipped to 0.
+
+    Example:
+        >>> import math
+        >>> kl_rows_from_logits([[0.0, 0.0], [1.0, 1.0]], [[math.log(9.0), 0.0], [1.0, 1.0]]).round(6).tolist()
+        [0.510826, 0.0]
+    """
+    a, b = _pair(base_logits, comp_logits, "logits")
+    n, k = a.shape
+    out = np.empty(n, dtype=np.float64)
+    for rows in row_blocks(n, k):
+        za, ea, sa, lse_a = _exp_logits(a[rows])
+        zb, _, _, lse_b = _exp_logits(b[rows])
+        za -= zb
+        out[rows] = np.einsum("ij,ij->i", ea, za) / sa + (lse_b - lse_a)
+    return np.maximum(out, 0.0, out=out)
+
+
 def kl_from_logits(base_logits: V.ArrayLike, comp_logits: V.ArrayLike) -> float:
     """Mean KL(softmax(base) || softmax(comp)) in nats, from logits (or log-probabilities), with no log(0).
 
-    Float64 throughout: with p_b = softmax(z_b) and lse = ln sum exp(z) per row,
-    KL = sum_k p_b (z_b - z_c) + lse(z_c) - lse(z_b), which never takes a log of a probability.
-    NaN (with a warning) for N = 0.
+    The mean of :func:`kl_rows_from_logits`. NaN (with a warning) for N = 0.
 
     Example:
         >>> import math
         >>> round(kl_from_logits([[0.0, 0.0]], [[math.log(9.0), 0.0]]), 6)  # = KL([.5, .5] || [.9, .1])
         0.510826
     """
-    a, b = _pair(base_logits, comp_logits, "logits")
-    n, k = a.shape
-    if n == 0:
+    kl = kl_rows_from_logits(base_logits, comp_logits)
+    if kl.shape[0] == 0:
         return V.warn_undefined("kl_from_logits is undefined for 0 samples; returning NaN")
-    total = 0.0
-    for rows in row_blocks(n, k):
-        za, ea, sa, lse_a = _exp_logits(a[rows])
-        zb, _, _, lse_b = _exp_logits(b[rows])
-        za -= zb
-        kl = np.einsum("ij,ij->i", ea, za) / sa + (lse_b - lse_a)
-        total += float(np.maximum(kl, 0.0).sum())
-    return total / n
+    return float(kl.mean())
+
+
+#: what :func:`kl_distribution` returns, in order
+KL_DISTRIBUTION_KEYS = ("kl_mean", "kl_sem", "kl_median", "kl_p90", "kl_p95", "kl_p99", "kl_p999", "kl_max")
+
+
+def kl_distribution(base_logits: V.ArrayLike, comp_logits: V.ArrayLike) -> dict[str, float]:
+    """The distribution of per-sample KL(base || comp) in nats, as llama.cpp's ``llama-perplexity --kl-divergence``
+    reports it (there per token, here per sample: per question for a multiple-choice LM).
+
+    - ``kl_mean``: the mean (equals :func:`kl_from_logits`); ``kl_sem``: its standard error, std (ddof=1) / sqrt(N);
+    - ``kl_median``, ``kl_p90``, ``kl_p95``, ``kl_p99``, ``kl_p999``: the 50th, 90th, 95th, 99th and 99.9th
+      percentiles, linearly interpolated between order statistics (numpy's default ``linear`` method);
+    - ``kl_max``: the largest per-sample KL.
+
+    Per-sample values come from :func:`kl_rows_from_logits`. All NaN (with a warning) for N = 0; ``kl_sem`` is NaN
+    (with a warning) for N = 1.
+
+    Example:
+        >>> import math
+        >>> d = kl_distribution([[0.0, 0.0]] * 4, [[0.0, 0.0]] * 3 + [[math.log(9.0), 0.0]])
+        >>> round(d["kl_mean"], 6), round(d["kl_max"], 6), d["kl_median"]
+        (0.127706, 0.510826, 0.0)
+    """
+    kl = kl_rows_from_logits(base_logits, comp_logits)
+    n = kl.shape[0]
+    if n == 0:
+        nan = V.warn_undefined("kl_distribution is undefined for 0 samples; returning NaN")
+        return dict.fromkeys(KL_DISTRIBUTION_KEYS, nan)
+    q = np.percentile(kl, [50.0, 90.0, 95.0, 99.0, 99.9])
+    if n > 1:
+        sem = float(kl.std(ddof=1) / np.sqrt(n))
+    else:
+        sem = V.warn_undefined("the standard error of the mean KL is undefined for 1 sample; returning NaN")
+    return {"kl_mean": float(kl.mean()), "kl_sem": sem, "kl_median": float(q[0]), "kl_p90": float(q[1]),
+            "kl_p95": float(q[2]), "kl_p99": float(q[3]), "kl_p999": float(q[4]), "kl_max": float(kl.max())}
 
 
 def js_from_logits(base_logits: V.ArrayLike, comp_logits: V.ArrayLike) -> float:

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 FAILED = "failed.json"
 REPORT_DIR = "report"
-CONFIG_COLS = ["config.model", "config.quant", "config.uncertainty", "config.selector", "config.data", "config.ood"]
+CONFIG_COLS = ["config.model", "config.quant", "config.uncertainty", "config.selector", "config.data", "config.ood",
+               "config.outputs", "config.baseline", "config.compressed"]
 METRIC_COLS = [
     "baseline.accuracy", "compressed.accuracy", "compressed.accuracy_delta", "compressed.flips", "compressed.c2i",
     "compressed.i2c", "compressed.all_flips", "compressed.kl", "compressed.js", "compressed.coverage",

@@ -15,7 +15,13 @@ ROWS = [
     ("model_size_bytes", "size (bytes)"), ("latency_ms_per_sample", "latency (ms/sample)"),
 ]
 CHANGE_ROWS = [("flips", "flips (C→I + I→C)"), ("c2i", "C→I"), ("i2c", "I→C"), ("all_flips", "all flips"),
-               ("kl", "KL(base‖comp)"), ("js", "JS divergence"), ("flip_catch_rate", "flips abstained on")]
+               ("kl", "KL(base‖comp)"), ("kl_sem", "KL standard error"), ("kl_median", "KL median"),
+               ("kl_p99", "KL 99th percentile"), ("kl_max", "KL max"), ("js", "JS divergence"),
+               ("flip_catch_rate", "flips abstained on")]
+#: columns of the whole-run table of a stored-outputs run (``all.*`` and ``task.<name>.*`` keys)
+SCOPE_COLS = [("n", "n"), ("baseline.accuracy", "acc base"), ("compressed.accuracy", "acc comp"),
+              ("baseline.accuracy_norm", "norm base"), ("compressed.accuracy_norm", "norm comp"),
+              ("compressed.flips", "flips"), ("compressed.kl", "KL")]
 
 
 def _fmt(v: Any) -> str:
@@ -46,4 +52,20 @@ def render(metrics: dict[str, Any], title: str = "uqcompress", console: Console 
     for key, label in CHANGE_ROWS:
         if f"compressed.{key}" in metrics:
             t.add_row(label, "", _fmt(metrics[f"compressed.{key}"]), "")
+    console.print(t)
+    if "all.n" in metrics:
+        render_scopes(metrics, console)
+
+
+def render_scopes(metrics: dict[str, Any], console: Console) -> None:
+    """Whole-run table of a stored-outputs run: every question (calibration and test), per task and pooled."""
+    tasks = sorted({k[len("task."):-len(".n")] for k in metrics if k.startswith("task.") and k.endswith(".n")})
+    cols = [(k, label) for k, label in SCOPE_COLS if f"all.{k}" in metrics]
+    t = Table(title="every question (calibration + test); acc: lm-eval's acc, norm: acc_norm"
+              if "all.baseline.accuracy_norm" in metrics else "every question (calibration + test)")
+    t.add_column("task")
+    for _, label in cols:
+        t.add_column(label, justify="right")
+    for name, scope in [(n, f"task.{n}") for n in tasks] + [("all", "all")]:
+        t.add_row(name, *[_fmt(metrics.get(f"{scope}.{k}")) for k, _ in cols])
     console.print(t)
