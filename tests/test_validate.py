@@ -150,3 +150,19 @@ def test_calibration_warning_threshold_is_ten_on_the_rarer_side(selector, n, war
     assert bool(got) == warns
     if warns:
         assert got[0].startswith(f"calibration split has {n} sample") and "10 needed" in got[0]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["+model.epoch=3"], "model=small_cnn has no option 'epoch'; did you mean model.epochs?"),
+    (["model=minilm", "data=trec", "+model.finetune=1"], "did you mean model.finetune_layers?"),
+    (["quant=prune_global_l1", "+quant.amout=0.3"], "quant=prune_global_l1 has no option 'amout'; did you mean quant.amount?"),
+    (["quant=prune_int8", "+quant.steps.0.amout=1"], "quant=prune_int8: step 0 (prune_global_l1) has unknown option(s) ['amout']"),
+])
+def test_model_and_quant_options_are_declared_by_their_registry_entries(overrides, message):
+    """Every model and scheme entry declares the options it reads: a typo is caught before any work."""
+    assert message in error(composed(*overrides))
+
+
+def test_every_model_and_scheme_declares_its_options():
+    assert all(MODELS.get(n).options is not None for n in MODELS.names())
+    assert all(SCHEMES.get(n).options is not None for n in SCHEMES.names())

@@ -49,6 +49,8 @@ class Scheme:
             built from the untrained architecture without data, for a saved predictor; None = not deployable.
         autocast: ``autocast(cfg) -> dtype name | None``: the dtype (``bfloat16``) the runner computes the module
             under with ``torch.autocast`` (mixed precision; weights stay as they are), None for none.
+        options: the ``quant.*`` options it reads (checked before any work by :mod:`uqcompress.validate`).
+        validate: ``validate(cfg)`` raising a one-line ``ValueError`` for options wrong together (chains: each step).
     """
 
     name: str
@@ -57,6 +59,8 @@ class Scheme:
     prunes: bool = False
     structure: Callable[["Scheme", ModelBundle, dict, Any], nn.Module] | None = by_applying
     autocast: Callable[[dict], str | None] | None = None
+    options: tuple[str, ...] | None = None
+    validate: Callable[[dict], None] | None = None
 
     def __call__(self, bundle: ModelBundle, cfg: dict, calib_x: Any, ctx: "CompressContext") -> ModelBundle:
         out = self.fn(bundle, cfg, calib_x, ctx)

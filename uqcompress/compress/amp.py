@@ -35,7 +35,7 @@ def _dtype(cfg: dict) -> str:
     return dtype
 
 
-@SCHEMES.register("amp", autocast=_dtype)
+@SCHEMES.register("amp", autocast=_dtype, options=("dtype",))
 def amp(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     dtype = _dtype(cfg)
     device = module_device(bundle.module).type

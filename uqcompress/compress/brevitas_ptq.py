@@ -140,4 +140,4 @@ def _brevitas(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressC
 
 
 for _name in PRESETS:
-    SCHEMES.register(_name, partial(_brevitas, _name), structure=_structure)
+    SCHEMES.register(_name, partial(_brevitas, _name), structure=_structure, options=tuple(_defaults(_name)))

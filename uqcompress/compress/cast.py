@@ -84,5 +84,5 @@ def _half(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressConte
     )
 
 
-SCHEMES.register("fp16", partial(_half, "fp16"))
-SCHEMES.register("bf16", partial(_half, "bf16"))
+SCHEMES.register("fp16", partial(_half, "fp16"), options=())
+SCHEMES.register("bf16", partial(_half, "bf16"), options=())

@@ -106,8 +106,18 @@ def _structure(scheme: Scheme, arch: ModelBundle, cfg: dict, example) -> nn.Modu
     return current.module
 
 
+def _validate(name: str, cfg: dict) -> None:
+    """Each step is a known, non-chain scheme with options it reads (one line naming the first that is not)."""
+    for i, step in enumerate(_steps(name, resolve(name, cfg, {"steps": None}))):
+        known = SCHEMES.get(step["name"]).options
+        bad = sorted(set(step) - {"name"} - set(known or ())) if known is not None else []
+        if bad:
+            raise ValueError(f"quant={name}: step {i} ({step['name']}) has unknown option(s) {bad}; options: "
+                             f"{', '.join(known) or 'none'}")
+
+
 for _name in CHAIN_NAMES:
     _fn = partial(_chain, _name)
     _fn.deployable = partial(_deployable, _name)  # type: ignore[attr-defined]
     SCHEMES.register(_name, _fn, devices=partial(_devices, _name), structure=_structure,
-                     autocast=partial(_autocast, _name))
+                     autocast=partial(_autocast, _name), options=("steps",), validate=partial(_validate, _name))

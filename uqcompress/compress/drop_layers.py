@@ -60,7 +60,7 @@ def _configs(root: nn.Module, owner: nn.Module) -> list:
     return out
 
 
-@SCHEMES.register("drop_layers")
+@SCHEMES.register("drop_layers", options=("n",))
 def drop_layers(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     n = cfg.get("n", 2)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:

@@ -30,7 +30,7 @@ DEFAULTS = {"backend": "x86", "per_channel": True, "target": "all", "include_hea
 DYNAMIC_TYPES = (nn.Linear, nn.LSTM, nn.GRU)
 
 
-@SCHEMES.register("int8_dynamic", devices=("cpu",))
+@SCHEMES.register("int8_dynamic", devices=("cpu",), options=tuple(DEFAULTS))
 def int8_dynamic(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 

@@ -76,7 +76,7 @@ def int8_structure(scheme: Scheme, arch: ModelBundle, cfg: dict, example: Any) -
         return finish(prepared)
 
 
-@SCHEMES.register("int8", devices=("cpu",), structure=int8_structure)
+@SCHEMES.register("int8", devices=("cpu",), structure=int8_structure, options=tuple(DEFAULTS))
 def int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     cfg = resolve("int8", cfg, DEFAULTS)
     fallback = cfg["fallback"]

@@ -5,6 +5,6 @@ from uqcompress.compress import SCHEMES, CompressContext
 from uqcompress.models.base import ModelBundle
 
 
-@SCHEMES.register("none")
+@SCHEMES.register("none", options=())
 def no_compression(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     return bundle.with_module(bundle.module, bundle.fingerprint, scheme="none", bits=32, simulated=False)

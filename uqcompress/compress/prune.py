@@ -49,9 +49,13 @@ def _float_layers(bundle: ModelBundle, model: nn.Module, cfg: dict, scheme: str)
     return names
 
 
-@SCHEMES.register("prune_global_l1", prunes=True)
+GLOBAL_L1 = {"amount": 0.5, "target": "all", "include_head": False}
+N_OF_M = {"n": 2, "m": 4, "target": "all", "include_head": False}
+
+
+@SCHEMES.register("prune_global_l1", prunes=True, options=tuple(GLOBAL_L1))
 def prune_global_l1(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
-    cfg = resolve("prune_global_l1", cfg, {"amount": 0.5, "target": "all", "include_head": False})
+    cfg = resolve("prune_global_l1", cfg, GLOBAL_L1)
     amount = cfg["amount"]
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 <= amount <= 1:
         raise ValueError(f"quant.amount={amount!r} must be a number in [0, 1]")
@@ -91,9 +95,9 @@ def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
     return keep.reshape(weight.shape)
 
 
-@SCHEMES.register("prune_2of4", prunes=True)
+@SCHEMES.register("prune_2of4", prunes=True, options=tuple(N_OF_M))
 def prune_n_of_m(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
-    cfg = resolve("prune_2of4", cfg, {"n": 2, "m": 4, "target": "all", "include_head": False})
+    cfg = resolve("prune_2of4", cfg, N_OF_M)
     n, m = cfg["n"], cfg["m"]
     if not (isinstance(n, int) and isinstance(m, int) and 0 < n < m):
         raise ValueError(f"quant.n={n!r}, quant.m={m!r}: need integers with 0 < n < m (e.g. n=2 m=4)")

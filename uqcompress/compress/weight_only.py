@@ -122,5 +122,5 @@ def _torchao_version() -> str:
 
 # deployable: torchao registers its weight tensor subclasses as safe globals, so torch.load(weights_only=True) reads
 # them (once torchao is imported: SelectivePredictor.load imports it when a file needs it)
-SCHEMES.register("int8_weight_only", partial(_weight_only, "int8_weight_only"))
-SCHEMES.register("int4_weight_only", partial(_weight_only, "int4_weight_only"))
+SCHEMES.register("int8_weight_only", partial(_weight_only, "int8_weight_only"), options=tuple(DEFAULTS["int8_weight_only"]))
+SCHEMES.register("int4_weight_only", partial(_weight_only, "int4_weight_only"), options=tuple(DEFAULTS["int4_weight_only"]))

@@ -32,12 +32,15 @@ class ModelEntry:
         architecture: ``architecture(cfg, num_classes, input_shape, files) -> ModelBundle`` with untrained weights
             and no data access; ``cfg`` is the run's model config merged with the built bundle's ``arch`` facts and
             ``files`` its ``arch_files`` (small non-weight files such as a tokenizer). None = not deployable.
+        options: the ``model.*`` options it reads (checked before any work by :mod:`uqcompress.validate`; a typo is
+            a one-line error naming the close matches). None = not declared (not checked).
     """
 
     name: str
     fn: Callable[..., ModelBundle]
     modality: str | None = None
     architecture: Callable[..., ModelBundle] | None = None
+    options: tuple[str, ...] | None = None
 
     def __call__(self, cfg: dict, data: Any, ctx: "BuildContext") -> ModelBundle:
         return self.fn(cfg, data, ctx)

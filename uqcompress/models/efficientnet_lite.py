@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from uqcompress.data.base import DataBundle
 from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, require_modality
-from uqcompress.models.heads import Pretrained, adapt, image_architecture
+from uqcompress.models.heads import ADAPT_OPTIONS, Pretrained, adapt, image_architecture
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,8 @@ def efficientnet_lite0_architecture(cfg: dict, num_classes: int, input_shape: tu
     return image_architecture("efficientnet_lite0", lite0_pretrained(weights=False), cfg, num_classes, input_shape)
 
 
-@MODELS.register("efficientnet_lite0", modality="image", architecture=efficientnet_lite0_architecture)
+@MODELS.register("efficientnet_lite0", modality="image", architecture=efficientnet_lite0_architecture,
+                 options=ADAPT_OPTIONS)
 def build_efficientnet_lite0(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     require_modality("efficientnet_lite0", "image", data)
     return adapt("efficientnet_lite0", lite0_pretrained(), cfg, data, ctx)

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HEAD_MODES = ("auto", "fit", "keep")
+#: the ``model.*`` options :func:`adapt` reads (every pretrained image model has them)
+ADAPT_OPTIONS = ("image_size", "head", "head_fit", "inference_batch_size")
 HEAD_DEFAULTS = {"dropout": 0.5, "epochs": 100, "lr": 1e-3, "weight_decay": 1e-2, "batch_size": 128}
 VERSION = 1  # bump when preprocessing or the head recipe changes: invalidates cached features and heads
 

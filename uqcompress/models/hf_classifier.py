@@ -92,7 +92,8 @@ def hf_classifier_architecture(cfg: dict, num_classes: int, input_shape: tuple[i
                        int(num_classes), prepare=prepare, head=final_linear(module, int(num_classes)))
 
 
-@MODELS.register("hf_classifier", modality="text", architecture=hf_classifier_architecture)
+@MODELS.register("hf_classifier", modality="text", architecture=hf_classifier_architecture,
+                 options=("checkpoint", "trust_remote_code", "train_head", "max_length", *TRAIN_DEFAULTS))
 def build_hf_classifier(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     require_modality("hf_classifier", "text", data)
     checkpoint = cfg.get("checkpoint")

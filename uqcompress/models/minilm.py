@@ -139,7 +139,8 @@ def minilm_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...
                        int(num_classes), prepare=TextPrepare(tokenizer, arch["max_length"]), head="head")
 
 
-@MODELS.register("minilm", modality="text", architecture=minilm_architecture)
+@MODELS.register("minilm", modality="text", architecture=minilm_architecture,
+                 options=("path", *ARCH_DEFAULTS, *TRAIN_DEFAULTS))
 def build_minilm(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     require_modality("minilm", "text", data)
     arch, train = _options(cfg)

@@ -70,8 +70,12 @@ def _gather2d(pad: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torc
     return flat.gather(2, idx).reshape(rows.shape)
 
 
+ARCH_DEFAULTS = {"width": 32, "hidden": 128, "dropout": 0.3}
+TRAIN_DEFAULTS = {"epochs": 16, "lr": 3e-3, "batch_size": 64, "weight_decay": 1e-4, "augment": False}  # = the YAML
+
+
 def _arch(cfg: dict) -> dict:
-    return {k: cfg.get(k, d) for k, d in (("width", 32), ("hidden", 128), ("dropout", 0.3))}
+    return {k: cfg.get(k, d) for k, d in ARCH_DEFAULTS.items()}
 
 
 def small_cnn_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...], files: dict | None = None
@@ -81,13 +85,13 @@ def small_cnn_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, 
     return ModelBundle(module, "small_cnn", "architecture", "image", int(num_classes), head="classifier.4")
 
 
-@MODELS.register("small_cnn", modality="image", architecture=small_cnn_architecture)
+@MODELS.register("small_cnn", modality="image", architecture=small_cnn_architecture,
+                 options=(*ARCH_DEFAULTS, *TRAIN_DEFAULTS))
 def build_small_cnn(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     require_modality("small_cnn", "image", data)
     c = data.image_shape[0]
     arch = _arch(cfg)
-    train = {k: cfg.get(k, d) for k, d in (("epochs", 16), ("lr", 3e-3), ("batch_size", 64), ("weight_decay", 1e-4),
-                                           ("augment", False))}  # = conf/model/small_cnn.yaml
+    train = {k: cfg.get(k, d) for k, d in TRAIN_DEFAULTS.items()}
     fit = data["fit"]
     key = fingerprint("small_cnn", VERSION, arch, train, c, data.num_classes, fit.fingerprint(), ctx.seed)
     torch.manual_seed(ctx.seed)

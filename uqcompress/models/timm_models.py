@@ -24,7 +24,7 @@ from torch import nn
 from uqcompress.data.base import DataBundle
 from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, require_modality
-from uqcompress.models.heads import Pretrained, adapt, image_architecture
+from uqcompress.models.heads import ADAPT_OPTIONS, Pretrained, adapt, image_architecture
 from uqcompress.models.pretrained import (OFFLINE_HINT, classifier_outputs, hub_checkpoint_path, load_strict,
                                           load_weights_file)
 
@@ -119,7 +119,8 @@ def timm_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...],
     return image_architecture(f"timm-{arch}", pre, cfg, num_classes, input_shape)
 
 
-@MODELS.register("timm", modality="image", architecture=timm_architecture)
+@MODELS.register("timm", modality="image", architecture=timm_architecture,
+                 options=("arch", "pretrained", "weights", *ADAPT_OPTIONS))
 def build_timm(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
     require_modality("timm", "image", data)
     arch = cfg.get("arch")

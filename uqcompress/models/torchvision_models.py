@@ -23,7 +23,7 @@ from torch import nn
 from uqcompress.data.base import DataBundle
 from uqcompress.models import MODELS, BuildContext
 from uqcompress.models.base import ModelBundle, require_modality
-from uqcompress.models.heads import IMAGENET_MEAN, IMAGENET_STD, Pretrained, adapt, image_architecture
+from uqcompress.models.heads import ADAPT_OPTIONS, IMAGENET_MEAN, IMAGENET_STD, Pretrained, adapt, image_architecture
 from uqcompress.models.pretrained import classifier_outputs, hub_state_dict, is_path, load_strict, load_weights_file
 
 log = logging.getLogger(__name__)
@@ -84,4 +84,5 @@ def _architecture(arch: str):
 
 
 for _arch in ARCHS:
-    MODELS.register(_arch, _builder(_arch), modality="image", architecture=_architecture(_arch))
+    MODELS.register(_arch, _builder(_arch), modality="image", architecture=_architecture(_arch),
+                    options=("pretrained", "weights", *ADAPT_OPTIONS))
