@@ -49,6 +49,9 @@ class Scheme:
             built from the untrained architecture without data, for a saved predictor; None = not deployable.
         autocast: ``autocast(cfg) -> dtype name | None``: the dtype (``bfloat16``) the runner computes the module
             under with ``torch.autocast`` (mixed precision; weights stay as they are), None for none.
+        skip_layers: ``skip_layers(module) -> names`` of the layers of ``module`` the scheme compresses that its
+            ``quant.skip`` option can keep float (what ``python -m uqcompress.tune`` ranks and walks); None = the
+            scheme has no per-layer skip.
     """
 
     name: str
@@ -57,6 +60,7 @@ class Scheme:
     prunes: bool = False
     structure: Callable[["Scheme", ModelBundle, dict, Any], nn.Module] | None = by_applying
     autocast: Callable[[dict], str | None] | None = None
+    skip_layers: Callable[[nn.Module], list[str]] | None = None
 
     def __call__(self, bundle: ModelBundle, cfg: dict, calib_x: Any, ctx: "CompressContext") -> ModelBundle:
         out = self.fn(bundle, cfg, calib_x, ctx)

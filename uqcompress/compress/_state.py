@@ -17,15 +17,30 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from torch import nn
 
-from uqcompress.cache import atomic_torch_save, cache_dir, safe_torch_load
+from uqcompress.cache import atomic_torch_save, cache_dir, log_event, safe_torch_load
 
 log = logging.getLogger(__name__)
+
+_TRANSIENT: contextvars.ContextVar[bool] = contextvars.ContextVar("uqcompress_transient_states", default=False)
+
+
+@contextlib.contextmanager
+def transient() -> Iterator[None]:
+    """Calibrated modules built inside are not written to the cache: one-off variants (the dozens of ``quant.skip``
+    models a layer search measures once and whose results it caches itself) would fill it with near-copies."""
+    token = _TRANSIENT.set(True)
+    try:
+        yield
+    finally:
+        _TRANSIENT.reset(token)
 
 
 def cached_state_path(scheme: str, key: str) -> Path:
@@ -37,7 +52,8 @@ def calibrated_module(scheme: str, key: str, build: Callable[[], nn.Module], cal
                       finish: Callable[[nn.Module], nn.Module] = lambda m: m) -> tuple[nn.Module, bool]:
     """``finish(calibrate(build()))``, or on a cache hit ``finish(build())`` with the cached state loaded.
 
-    Returns ``(module, cache_hit)``. An unreadable or mismatching entry is recomputed, never trusted.
+    Returns ``(module, cache_hit)``. An unreadable or mismatching entry is recomputed, never trusted. A state
+    computed and stored is logged in ``events.jsonl`` (kind ``calibrated``); inside :func:`transient` it is not stored.
     """
     path = cached_state_path(scheme, key)
     if path.is_file():
@@ -52,5 +68,7 @@ def calibrated_module(scheme: str, key: str, build: Callable[[], nn.Module], cal
     module = build()
     calibrate(module)
     module = finish(module).eval()
-    atomic_torch_save(module.state_dict(), path)
+    if not _TRANSIENT.get():
+        atomic_torch_save(module.state_dict(), path)
+        log_event("compute", "calibrated", key, scheme=scheme)
     return module, False
