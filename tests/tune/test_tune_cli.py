@@ -162,3 +162,20 @@ def test_no_candidate_says_so_in_one_line_and_exports_nothing(tune, tuned, tmp_p
     t = json.loads((out / "tune.json").read_text())
     assert t["chosen"] is None and t["closest"]["misses"].startswith("kl ")
     assert not (out / "predictor.pt").exists() and not (out / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_risk_and_coverage_budget_uses_a_risk_selector(tune, tuned, tmp_path):
+    """budget.risk + budget.coverage: every evaluation uses a selector at that risk target (risk_guarantee when
+    registered, else risk); coverage is measured on calibration and confirmed on test."""
+    _, cache, _, _ = tuned
+    out = tmp_path / "risk"
+    r = tune(*TINY, "budget.risk=0.1", "budget.coverage=0.5", "tune.export=false", f"cache_dir={cache}",
+             f"hydra.run.dir={out}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    t = json.loads((out / "tune.json").read_text())
+    assert t["selector"]["name"] in ("risk", "risk_guarantee") and t["selector"]["target"] == 0.1
+    assert t["chosen"]["config.selector"] == t["selector"]["name"]
+    best = next(c for c in t["candidates"] if c["chosen"])
+    assert best["calibration"]["coverage"] >= 0.5 and best["test"]["compressed.coverage"] is not None
+    assert not (out / "predictor.pt").exists()  # tune.export=false
