@@ -44,10 +44,11 @@ def cli():
     return run_cli
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600):
-    """Run ``python -m uqcompress ARGS`` in a subprocess with this interpreter; returns CompletedProcess."""
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, module: str = "uqcompress"):
+    """Run ``python -m MODULE ARGS`` (default ``uqcompress``; ``uqcompress.tune``) in a subprocess with this
+    interpreter; returns CompletedProcess."""
     import subprocess
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "true"}
-    return subprocess.run([sys.executable, "-m", "uqcompress", *args], cwd=cwd or ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)

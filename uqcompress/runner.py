@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from uqcompress.cache import cached, fingerprint
+from uqcompress.cache import cached, fingerprint, log_event
 from uqcompress.models.base import ModelBundle, call_module, module_device
 from uqcompress.progress import progress_bar
 
@@ -298,12 +298,14 @@ class Runner:
     def calibrate(self, bundle: ModelBundle, module: nn.Module, x: Any, *, batch_size: int | None = None,
                   what: str = "calibrate") -> int:
         """Forward ``x`` through ``module`` (``bundle``'s inputs, no grad) so its observers record statistics;
-        returns the number of samples. ``inference_mode`` is not used: observers update their buffers in place."""
+        returns the number of samples. ``inference_mode`` is not used: observers update their buffers in place.
+        Each pass is logged in the cache's ``events.jsonl`` (kind ``calibration``)."""
         if x is None or len(x) == 0:
             raise ValueError(f"model '{bundle.name}': calibration needs samples but the calibration split is empty")
         target = bundle.with_module(module, bundle.fingerprint)
         self._map(target, x, lambda inp, n: (call_module(module, inp),), split="calibration", what=what,
                   batch_size=batch_size, grad_free=torch.no_grad)
+        log_event("compute", "calibration", bundle.fingerprint, model=bundle.label, what=what, samples=len(x))
         return len(x)
 
     # ---- cached outputs of one split ----------------------------------------------------------------------------

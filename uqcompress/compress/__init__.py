@@ -51,6 +51,9 @@ class Scheme:
             under with ``torch.autocast`` (mixed precision; weights stay as they are), None for none.
         options: the ``quant.*`` options it reads (checked before any work by :mod:`uqcompress.validate`).
         validate: ``validate(cfg)`` raising a one-line ``ValueError`` for options wrong together (chains: each step).
+        skip_layers: ``skip_layers(module) -> names`` of the layers of ``module`` the scheme compresses that its
+            ``quant.skip`` option can keep float (what ``python -m uqcompress.tune`` ranks and walks); None = the
+            scheme has no per-layer skip.
     """
 
     name: str
@@ -61,6 +64,7 @@ class Scheme:
     autocast: Callable[[dict], str | None] | None = None
     options: tuple[str, ...] | None = None
     validate: Callable[[dict], None] | None = None
+    skip_layers: Callable[[nn.Module], list[str]] | None = None
 
     def __call__(self, bundle: ModelBundle, cfg: dict, calib_x: Any, ctx: "CompressContext") -> ModelBundle:
         out = self.fn(bundle, cfg, calib_x, ctx)

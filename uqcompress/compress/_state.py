@@ -17,15 +17,30 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from torch import nn
 
 from uqcompress.cache import cached_entry, entry_path
 
 log = logging.getLogger(__name__)
+
+_TRANSIENT: contextvars.ContextVar[bool] = contextvars.ContextVar("uqcompress_transient_states", default=False)
+
+
+@contextlib.contextmanager
+def transient() -> Iterator[None]:
+    """Calibrated modules built inside are not written to the cache: one-off variants (the dozens of ``quant.skip``
+    models a layer search measures once and whose results it caches itself) would fill it with near-copies."""
+    token = _TRANSIENT.set(True)
+    try:
+        yield
+    finally:
+        _TRANSIENT.reset(token)
 
 
 def cached_state_path(scheme: str, key: str) -> Path:
@@ -40,6 +55,7 @@ def calibrated_module(scheme: str, key: str, build: Callable[[], nn.Module], cal
     Returns ``(module, cache_hit)``. The state is a cache entry of kind ``compressed/<scheme>``: bound to its key,
     verified by sha256, loaded only if it fits the rebuilt structure (else recomputed, with one warning), computed once
     under a lock by concurrent jobs, and each calibration is a ``compute`` event of that kind in ``events.jsonl``.
+    Inside :func:`transient` a state not already cached is computed and not stored.
     """
     made: dict[str, nn.Module] = {}
 
@@ -58,6 +74,9 @@ def calibrated_module(scheme: str, key: str, build: Callable[[], nn.Module], cal
         made["module"] = finish(module)
         return made["module"].state_dict()
 
+    if _TRANSIENT.get() and not cached_state_path(scheme, key).is_file():
+        compute()
+        return made["module"].eval(), False
     _, hit = cached_entry(f"compressed/{scheme}", key, compute, check=fits, finite=False, scheme=scheme)
     if hit:
         log.info("quant=%s: loaded calibrated model from cache %s", scheme, cached_state_path(scheme, key))

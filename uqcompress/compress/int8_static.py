@@ -38,7 +38,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from uqcompress.cache import cached
 from uqcompress.compress import SCHEMES, CompressContext, Scheme, scheme_fingerprint
+from uqcompress.compress._observers import load_observer_states, observer_states
 from uqcompress.compress._state import cached_state_path, calibrated_module
 from uqcompress.compress._targets import resolve
 from uqcompress.compress.int8_per_layer import QUANT_TYPES, convert_per_layer, prepare_per_layer
@@ -76,7 +78,13 @@ def int8_structure(scheme: Scheme, arch: ModelBundle, cfg: dict, example: Any) -
         return finish(prepared)
 
 
-@SCHEMES.register("int8", devices=("cpu",), structure=int8_structure, options=tuple(DEFAULTS))
+def int8_layers(module: nn.Module) -> list[str]:
+    """Names of the Conv/Linear layers static int8 quantizes (what ``quant.skip`` patterns match), in model order."""
+    return [n for n, m in module.named_modules() if type(m) in QUANT_TYPES]
+
+
+@SCHEMES.register("int8", devices=("cpu",), structure=int8_structure, options=tuple(DEFAULTS),
+                  skip_layers=int8_layers)
 def int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
     cfg = resolve("int8", cfg, DEFAULTS)
     fallback = cfg["fallback"]
@@ -127,7 +135,7 @@ def skipped_layers(module: nn.Module, patterns: list[str] | tuple[str, ...] | No
     if isinstance(patterns, str) or not all(isinstance(p, str) for p in patterns):
         raise ValueError(f"quant.skip={patterns!r} must be a list of layer-name patterns, e.g. "
                          "['encoder.encoder.layer.?.output.dense']")
-    layers = [n for n, m in module.named_modules() if type(m) in QUANT_TYPES]
+    layers = int8_layers(module)
     out = [n for n in layers if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
     unused = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in layers)]
     if unused:
@@ -193,16 +201,29 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
                 "the ops between layers fp32)")
         log.info("quant=int8 on '%s': %s", bundle.name, note)
 
-    def build() -> nn.Module:
+    def build(skip: list[str] = skip) -> nn.Module:
         return prepared_int8(bundle.module, backend, example_args, mode, skip)[0]
 
-    def calibrate(prepared: nn.Module) -> None:
+    def run_calibration(prepared: nn.Module) -> nn.Module:
         try:
             ctx.runner.calibrate(bundle, prepared, calib, batch_size=ctx.batch_size, what="calibrate int8")
         except ValueError:
             raise
         except Exception as e:  # traced but fails on real inputs (data-dependent control flow, dict inputs)
             raise _refuse(bundle, f"the quantized model fails on calibration inputs: {type(e).__name__}") from e
+        return prepared
+
+    def calibrate(prepared: nn.Module) -> None:
+        # one calibration pass (of the model with no layer skipped) serves every quant.skip variant: see _observers
+        stats_key = scheme_fingerprint(bundle, {**cfg, "mode": mode, "skip": None}, calib)
+        states = cached("int8_observers", stats_key,
+                        lambda: observer_states(run_calibration(prepared if not skip else build([]))),
+                        log=log.debug, model=bundle.label, split="calibration")
+        missing = load_observer_states(prepared, states)
+        if missing:  # an observer the full model has not (e.g. another observer class): calibrate this variant
+            log.info("quant=int8: %d observer(s) of this quant.skip variant are new (%s); calibrating it",
+                     len(missing), missing[0])
+            run_calibration(prepared)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao deprecation chatter; un-run observers on a cache hit

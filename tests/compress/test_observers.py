@@ -1,0 +1,106 @@
+"""One calibration pass serves every quant.skip variant of static int8: the variant built from the shared observer
+statistics is the variant calibrated on its own, bit for bit, in both modes; and no second pass runs."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from uqcompress.cache import read_events
+from uqcompress.compress import CompressContext, compress
+from uqcompress.compress._observers import load_observer_states, observer_states
+from uqcompress.compress.int8_static import int8_layers, prepared_int8
+from uqcompress.models.base import ModelBundle
+
+CTX = CompressContext(progress=False, batch_size=16)
+
+
+class Block(nn.Module):
+    """An MBConv-like net: conv-BN-ReLU, depthwise conv-BN-ReLU6 with a residual add, 1x1 conv, linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.pw = nn.Conv2d(8, 16, 1)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.bn1(self.stem(x)))
+        h = h + nn.functional.relu6(self.bn2(self.dw(h)))
+        return self.head(self.pw(h).mean((2, 3)))
+
+
+@pytest.fixture
+def block() -> ModelBundle:
+    torch.manual_seed(0)
+    net = Block().eval()
+    with torch.no_grad():
+        for bn in (net.bn1, net.bn2):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.2, 3)
+    return ModelBundle(net, "block", "block-test", "image", 5, head="head")
+
+
+X = torch.rand(64, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+SKIPS = [["stem"], ["dw"], ["pw"], ["head"], ["stem", "pw"], ["dw", "pw", "head"]]
+
+
+@pytest.mark.parametrize("mode", ["fx", "per_layer"])
+def test_transplanted_statistics_equal_a_calibration_of_the_variant(block, mode):
+    """Observers watch float activations whatever is skipped (FX fuses regardless of qconfig), so the statistics
+    of the fully quantized model, copied into a quant.skip variant, give the same converted model."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full, _ = prepared_int8(block.module, "x86", (X[:2],), mode)
+        full(X)
+        states = observer_states(full)
+        for skip in SKIPS:
+            own, finish = prepared_int8(block.module, "x86", (X[:2],), mode, skip)
+            own(X)
+            expected = finish(own)(X)
+            shared, finish = prepared_int8(block.module, "x86", (X[:2],), mode, skip)
+            assert load_observer_states(shared, states) == []
+            assert torch.equal(finish(shared)(X), expected), skip
+
+
+def test_missing_observer_is_reported_and_nothing_copied(block):
+    """A variant with an observer the recorded model has not (here: nothing recorded) asks for a calibration."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        variant, _ = prepared_int8(block.module, "x86", (X[:2],), "fx", ["dw"])
+    before = observer_states(variant)
+    missing = load_observer_states(variant, {})
+    assert missing and all(":" in k for k in missing)  # keyed by observed node and observer class
+    after = observer_states(variant)
+    assert all(torch.equal(before[k][n], after[k][n]) for k in before for n in before[k])
+
+
+@pytest.mark.parametrize("mode", ["fx", "per_layer"])
+def test_skip_variants_run_no_calibration_pass(block, mode):
+    """compress() of quant.skip variants after the first: no calibration pass in events.jsonl, and the same model
+    as the variant calibrated on its own the way compress() calibrates (the runner's batches: a histogram observer
+    depends on how the data is batched)."""
+    cfg = {"name": "int8", "mode": mode}
+    compress(block, cfg, X, CTX)
+    passes = len(read_events("calibration"))
+    assert passes == 1
+    variants = {tuple(s): compress(block, {**cfg, "skip": s}, X, CTX) for s in SKIPS[:3]}
+    assert len(read_events("calibration")) == passes  # every variant from the shared statistics
+    assert len(read_events("calibrated")) == 1 + len(variants)  # each converted state stored once
+    for skip, b in variants.items():
+        assert b.info["fp32_layers"] == list(skip)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            own, finish = prepared_int8(block.module, "x86", (X[:2],), mode, list(skip))
+            CTX.runner.calibrate(block, own, X, batch_size=CTX.batch_size)
+            assert torch.equal(b.module(X), finish(own)(X))
+
+
+def test_int8_layers_lists_what_skip_matches(block):
+    assert int8_layers(block.module) == ["stem", "dw", "pw", "head"]
