@@ -13,10 +13,9 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from uqcompress import metrics as M
@@ -30,6 +29,9 @@ from uqcompress.runner import Runner, device_name, resolve_device
 from uqcompress.selection import build_selector
 from uqcompress.uncertainty import build_scorer
 from uqcompress.uncertainty.base import Outputs
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built: it is not on a job's path to its first inference
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +217,8 @@ def cascade(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
 
 
 def predictions_frame(base: ModelEval, comp: ModelEval) -> pd.DataFrame:
+    import pandas as pd
+
     frames = []
     for split in [s for s in ("test", "ood") if s in base.outputs]:
         y = base.outputs[split].labels
