@@ -63,13 +63,36 @@ def test_outputs_served_from_the_cache_count_as_the_first_inference(tmp_cache):
     assert [e["kind"] for e in read_events(event="compute")] == ["logits"]
 
 
-def test_cli_job_logs_its_start_up(cli, tmp_path):
-    """A real job of the embedded default writes the event and the log line (its cache is the test's own)."""
+#: what the embedded default (small CNN, static int8, MNIST, plots=false) never imports: other model families' and
+#: schemes' libraries
+NEVER = ("transformers", "torchao", "brevitas", "timm", "matplotlib")
+#: nor, warm, torch's compiler stack (FX tracing pulled it in through per-node stack traces, ~2 s per job) or scipy /
+#: scikit-learn; a cold run trains, and torch.optim's constructor imports torch._dynamo (and it scikit-learn)
+NOT_WARM = NEVER + ("torch._dynamo", "torch._inductor", "sklearn", "scipy")
+
+
+def test_embedded_default_job_logs_its_start_up_and_imports_only_what_it_needs(tmp_path):
+    """A real job of the embedded default (its own cache, cold then warm) under ``python -X importtime``."""
+    import os
+
+    from conftest import ROOT
+
     cache = tmp_path / "cache"
-    r = cli("limit=120", "ood.limit=50", "model.epochs=1", "threads=1", "plots=false", "progress=false",
-                "latency.repeats=1", "quant=none", f"cache_dir={cache}", f"hydra.run.dir={tmp_path / 'run'}")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "start-up: first inference" in r.stdout + r.stderr
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "true", "UQCOMPRESS_CACHE": str(cache)}
+    args = ["limit=120", "ood.limit=50", "model.epochs=1", "threads=1", "plots=false", "progress=false",
+            "latency.repeats=1"]
+    for i in range(2):  # cold (trains, calibrates int8), then warm (loads both from the cache)
+        r = subprocess.run([sys.executable, "-X", "importtime", "-m", "uqcompress", *args,
+                            f"hydra.run.dir={tmp_path / f'run{i}'}"], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "start-up: first inference" in r.stdout + r.stderr
+        imported = {line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+        assert len(imported) > 100  # the import log was read
+        banned = NOT_WARM if i else NEVER
+        bad = sorted(m for m in imported if m in banned or m.startswith(tuple(f"{b}." for b in banned)))
+        assert not bad, (i, bad[:10])
     rows = [json.loads(line) for line in (cache / "events.jsonl").read_text().splitlines()]
-    (ev,) = [e for e in rows if e["event"] == "startup"]
-    assert ev["jobs_before"] == 0 and ev["process_s"] > ev["job_s"] > 0
+    cold, warm = [e for e in rows if e["event"] == "startup"]
+    assert cold["jobs_before"] == warm["jobs_before"] == 0 and warm["process_s"] > warm["job_s"] > 0
+    assert [e["kind"] for e in rows if e["event"] == "compute" and e["pid"] == warm["pid"]] == []  # warm: all hits

@@ -7,10 +7,11 @@ config, loading the data, building or loading both models. :func:`job_started` m
 serves model outputs, computed or read from the cache, and runs a pass; the first call after the start logs one line
 and one ``startup`` event in the cache's ``events.jsonl``:
 
-``{"event": "startup", "kind": "job", "key": <run fingerprint>, "job_s": ..., "process_s": ..., "jobs_before": ...}``
+``{"event": "startup", "kind": "job", "key": <run fingerprint>, "job_s", "process_s", "cpu_s", "jobs_before", "what"}``
 
 ``job_s``: seconds from the job's start to its first inference (the per-job cost a launcher cannot hide);
 ``process_s``: seconds since the process started (interpreter, imports, Hydra; ``None`` where ``/proc`` is missing);
+``cpu_s``: CPU seconds the process has used so far (on a loaded machine, close to what ``process_s`` would be idle);
 ``jobs_before``: jobs this process ran before (0 for a fresh process; reused workers import nothing again).
 ``scripts/bench_sweep.py`` reads these events.
 
@@ -66,8 +67,8 @@ def first_inference(what: str, log_event: Callable[..., None] | None = None) -> 
     if start is None:
         return None
     job_s = time.perf_counter() - start
-    facts = {"job_s": round(job_s, 4), "process_s": _round(process_age()), "jobs_before": _state["before"],
-             "what": what}
+    facts = {"job_s": round(job_s, 4), "process_s": _round(process_age()), "cpu_s": round(time.process_time(), 4),
+             "jobs_before": _state["before"], "what": what}
     _state["start"] = None
     log.info("start-up: first inference %.2f s after the job started (%s since the process started; %s)", job_s,
              "?" if facts["process_s"] is None else f"{facts['process_s']:.2f} s", what)
