@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # a model clearly better than chance (~0.7), so a swapped or random-init entry would show in the numbers
 FAST = ["limit=300", "ood.limit=200", "model.epochs=2", "model.batch_size=16", "threads=1", "plots=false",
         "progress=false", "latency.repeats=2"]
-# results that depend on the data and the models only (latency is timed, the run section names the run)
-TIMED = ("latency", "speedup", "cascade.cost", "run.")
+# results that depend on the data and the models only (latency is timed, the run section names the run,
+# compressed_from_cache says whether this run calibrated or loaded the calibrated state)
+TIMED = ("latency", "speedup", "cascade.cost", "run.", "_from_cache")
 
 
 def env(cache: Path | None = None) -> dict[str, str]:
