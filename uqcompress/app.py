@@ -31,6 +31,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from uqcompress import startup
+from uqcompress.objective import objective_settings, objective_value, sweeper_direction
 from uqcompress.registry import UnknownNameError
 
 log = logging.getLogger("uqcompress")
@@ -41,7 +43,7 @@ USER_ERRORS = (UnknownNameError, ValueError, FileNotFoundError, ModuleNotFoundEr
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
 #: top-level config keys that never change a reported number: left out of the run fingerprint (and of sweep folder
 #: names, see ``hydra.job.config.override_dirname.exclude_keys`` in conf/config.yaml)
-NON_RESULT_KEYS = ("progress", "plots", "resume", "threads", "sweep_name", "cache_dir")
+NON_RESULT_KEYS = ("progress", "plots", "resume", "threads", "sweep_name", "cache_dir", "objective")
 FAILED = "failed.json"
 PREVIOUS = "results.previous.json"
 
@@ -110,24 +112,29 @@ def _set_aside(out_dir: Path) -> None:
 
 
 def run_job(cfg: DictConfig) -> float | None:
-    """Run one configured job and write ``results.json`` / ``predictions.csv`` / plots; returns compressed accuracy."""
+    """Run one configured job and write ``results.json`` / ``predictions.csv`` / plots; returns its objective
+    (``objective.metric`` of the results, see :mod:`uqcompress.objective`), None when it failed or is undefined."""
     from uqcompress._malloc import keep_freed_memory
     from uqcompress.cache import describe_os_error, set_cache_dir
 
+    start = time.perf_counter()
     keep_freed_memory()  # large per-batch activations reuse memory instead of page-faulting (see _malloc)
     _log_file_faults_once()
     conf = OmegaConf.to_container(cfg, resolve=True)
     set_cache_dir(conf.get("cache_dir"))
     out_dir, multirun = _hydra_state()
     fp = run_fingerprint(conf)
+    startup.job_started(fp, start)
     try:
+        metric, _ = objective_settings(conf)
         if conf.get("resume", True):
             done = _resume(out_dir, fp, multirun)
             if done is not None:
-                return done.get("compressed.accuracy")
+                (out_dir / FAILED).unlink(missing_ok=True)
+                return objective_value(done, metric)
         _set_aside(out_dir)
         (out_dir / FAILED).unlink(missing_ok=True)
-        return _run(conf, out_dir, fp)
+        return objective_value(_run(conf, out_dir, fp), metric)
     except _Refused as e:
         return _fail(str(e), conf, out_dir, multirun)
     except USER_ERRORS as e:
@@ -171,7 +178,7 @@ def _crash(e: BaseException, conf: dict, out_dir: Path) -> None:
     return None
 
 
-def _run(conf: dict, out_dir: Path, fp: str) -> float | None:
+def _run(conf: dict, out_dir: Path, fp: str) -> dict[str, Any]:
     import time
 
     from uqcompress import __version__
@@ -196,7 +203,7 @@ def _run(conf: dict, out_dir: Path, fp: str) -> float | None:
     write_run_report(out_dir, result)  # thumbnails.json (image inputs) + the run's report.html
     render(result.metrics, title=run_title(conf))
     log.info("results: %s", path)
-    return result.metrics.get("compressed.accuracy")
+    return result.metrics
 
 
 # ------------------------------------------------------------------------------------------- the Hydra callback
@@ -251,20 +258,23 @@ SWEEP: dict[str, Any] = {}
 
 
 def failed_jobs(sweep_dir: Path, since: float) -> tuple[list[Path], int]:
-    """(job folders under ``sweep_dir`` started at or after ``since`` without results.json, number of such jobs).
+    """(job folders under ``sweep_dir`` started at or after ``since`` that failed, number of such jobs).
 
-    Every job of a sweep, resumed ones included, rewrites its ``.hydra/overrides.yaml`` when it starts.
+    Every job of a sweep, resumed ones included, rewrites its ``.hydra/overrides.yaml`` when it starts. A job failed
+    when it has no results.json, or a failed.json (written after its results: e.g. ``objective.metric`` is not in
+    them).
     """
     from uqcompress.report.results import RESULTS
 
     floor = math.floor(since)  # file systems with 1 s timestamps
     jobs = sorted(p.parent.parent for p in Path(sweep_dir).glob("**/.hydra/overrides.yaml")
                   if p.stat().st_mtime >= floor)
-    return [j for j in jobs if not (j / RESULTS).is_file()], len(jobs)
+    return [j for j in jobs if not (j / RESULTS).is_file() or (j / FAILED).is_file()], len(jobs)
 
 
 class SweepStatus(Callback):
-    """Refuses an output folder that cannot be written before any work; after a sweep, records its failed jobs.
+    """Refuses an output folder that cannot be written before any work, points an Optuna sweeper in
+    ``objective.direction``; after a sweep, records its failed jobs.
 
     Configured in conf/config.yaml (``hydra.callbacks.sweep_status``); runs in the launching process, so it sees the
     jobs of any launcher (basic, joblib, submitit) through their folders.
@@ -287,6 +297,22 @@ class SweepStatus(Callback):
         self.start = time.time()
         SWEEP.clear()
         self._refuse_unwritable(str(config.hydra.sweep.dir))
+        self._follow_objective(config)
+
+    @staticmethod
+    def _follow_objective(config: DictConfig) -> None:
+        """An Optuna sweeper optimises in ``objective.direction`` (it runs before the sweeper is made from the
+        config); a bad objective is refused before any job starts."""
+        try:
+            objective = OmegaConf.to_container(config.objective, resolve=True) if "objective" in config else None
+            _, direction = objective_settings({"objective": objective})
+            want = sweeper_direction(config.hydra.sweeper, list(config.hydra.overrides.hydra), direction)
+        except ValueError as e:
+            print(f"uqcompress: error: {e}", file=sys.stderr)
+            sys.exit(2)
+        if want is not None:
+            config.hydra.sweeper.direction = want
+            log.info("hydra.sweeper.direction=%s (objective.direction)", want)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))

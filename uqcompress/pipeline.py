@@ -14,10 +14,9 @@ import contextlib
 import logging
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from uqcompress import metrics as M
@@ -34,6 +33,9 @@ from uqcompress.selection import build_selector
 from uqcompress.uncertainty import build_scorer
 from uqcompress.uncertainty.base import Outputs
 from uqcompress.validate import validate_config
+
+if TYPE_CHECKING:  # pandas is imported where a frame is built: it is not on a job's path to its first inference
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +263,8 @@ def predictions_frame(base: ModelEval, comp: ModelEval, inputs: dict[str, Split]
     """One row per test and OOD sample: ``id`` (split, index in split, content hash), ``index``, ``label``, each
     model's prediction, max probability, confidence and acceptance; with ``inputs``, ``input`` (text, truncated, or the
     image file path; absent for plain tensors); with ``class_names``, ``label_name`` and ``*_pred_name``."""
+    import pandas as pd
+
     from uqcompress.report.examples import input_texts, sample_ids
 
     inputs = inputs or {}
@@ -381,6 +385,8 @@ def evaluate_stored(stored: StoredOutputs, cfg: dict) -> RunResult:
     metrics.update(stored.facts)
     predictions = predictions_frame(base, comp)
     if stored.rows:  # which question each row is (task, doc_id / row of the file), after split and index
+        import pandas as pd
+
         ids = pd.concat([stored.rows[s] for s in ("test", "ood") if s in stored.rows], ignore_index=True)
         for j, col in enumerate(ids.columns):
             predictions.insert(2 + j, col, ids[col].to_numpy())

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from uqcompress import startup
 from uqcompress.cache import cached, fingerprint, log_event
 from uqcompress.models.base import ModelBundle, call_module, module_device
 from uqcompress.progress import progress_bar
@@ -192,6 +193,8 @@ class Runner:
         n = len(x)
         if n == 0:
             raise ValueError(f"no inputs to run model '{bundle.label}' on: split '{split}' is empty")
+        if startup.pending():
+            startup.first_inference(f"{bundle.label} {what} {split}")
         bs = int(batch_size or self.batch_size)
         order = length_order(bundle, x)
         xs = [x[i] for i in order] if order is not None else x
@@ -341,6 +344,8 @@ class Runner:
                           model=bundle.label, split=split_name, device=where)
 
         out = Outputs(entry("logits", lambda: self.logits(bundle, split.x, split=split_name), (n, k)), split.y)
+        if startup.pending():  # outputs served from the cache: the job is ready to infer
+            startup.first_inference(f"{bundle.label} logits {split_name}")
         if "features" in needs:
             out.features = entry("features", lambda: self.features(bundle, split.x, split=split_name), (n, None),
                                  bundle.head)

@@ -23,7 +23,8 @@ CONF = {"model": {"name": "small_cnn", "epochs": 2}, "quant": {"name": "int8"}, 
 def test_fingerprint_ignores_only_keys_that_do_not_change_results(monkeypatch):
     fp = run_fingerprint(CONF)
     for key, other in [("progress", True), ("plots", True), ("resume", False), ("threads", 4),
-                       ("sweep_name", "x"), ("cache_dir", "/elsewhere")]:
+                       ("sweep_name", "x"), ("cache_dir", "/elsewhere"),
+                       ("objective", {"metric": "compressed.flips", "direction": "minimize"})]:
         assert run_fingerprint({**CONF, key: other}) == fp, key
     for key, other in [("seed", 1), ("limit", 299), ("device", "cpu"), ("quant", {"name": "fp16"}),
                        ("model", {"name": "small_cnn", "epochs": 3}), ("latency", {"repeats": 3})]:
@@ -35,9 +36,12 @@ def test_fingerprint_ignores_only_keys_that_do_not_change_results(monkeypatch):
 def test_fingerprint_exclusions_match_the_sweep_folder_names():
     """A key that does not change results must not split a sweep into two folders either, and vice versa."""
     cfg = yaml.safe_load((ROOT / "uqcompress" / "conf" / "config.yaml").read_text())
-    excluded = cfg["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"]
-    assert set(excluded) - {"hydra.launcher.n_jobs"} == set(NON_RESULT_KEYS)
+    excluded = set(cfg["hydra"]["job"]["config"]["override_dirname"]["exclude_keys"]) - {"hydra.launcher.n_jobs"}
+    assert {k.split(".")[0] for k in excluded} == set(NON_RESULT_KEYS)
     assert set(NON_RESULT_KEYS) <= set(cfg)  # each is a real top-level option
+    for key in NON_RESULT_KEYS:  # a group of options (objective): the group and each of its options
+        if isinstance(cfg[key], dict):
+            assert {key} | {f"{key}.{sub}" for sub in cfg[key]} <= excluded, key
 
 
 @pytest.mark.slow

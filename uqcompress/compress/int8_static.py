@@ -29,11 +29,12 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import fnmatch
 import logging
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -101,15 +102,41 @@ def int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -
         return out.with_module(out.module, out.fingerprint, note=f"{note}; {out.info.get('note', '')}".rstrip("; "))
 
 
+@contextlib.contextmanager
+def _no_stack_traces() -> Iterator[None]:
+    """FX tracing without a Python stack trace recorded on every graph node.
+
+    The quantization tracer records them by default, and filtering them imports torch._dynamo and torch._inductor
+    (~2 s, a fixed cost of every warm int8 job, which rebuilds the structure to load its cached state). They only
+    decorate FX error messages; ``torch.fx.config.do_not_emit_stack_traces`` is torch's switch for that."""
+    import torch.fx.config as fx_config
+
+    old = getattr(fx_config, "do_not_emit_stack_traces", None)
+    fx_config.do_not_emit_stack_traces = True
+    try:
+        yield
+    finally:
+        if old is None:
+            del fx_config.do_not_emit_stack_traces
+        else:
+            fx_config.do_not_emit_stack_traces = old
+
+
+def _prepare_fx(module: nn.Module, mapping: Any, example_args: tuple) -> nn.Module:
+    from torch.ao.quantization.quantize_fx import prepare_fx
+
+    with _no_stack_traces():
+        return prepare_fx(module, mapping, example_args)
+
+
 def _fx_works(module: nn.Module, backend: str, example_args: tuple) -> str | None:
     """None when torch.ao FX traces ``module`` and the prepared graph runs on ``example_args``; else the reason."""
     from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import prepare_fx
 
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            prepared = prepare_fx(copy.deepcopy(module).eval(), get_default_qconfig_mapping(backend), example_args)
+            prepared = _prepare_fx(copy.deepcopy(module).eval(), get_default_qconfig_mapping(backend), example_args)
             prepared(*example_args)
     except Exception as e:  # noqa: BLE001 - any tracing / run failure means: not FX-quantizable
         return f"torch.ao FX cannot trace it: {type(e).__name__}"
@@ -149,7 +176,6 @@ def prepared_int8(module: nn.Module, backend: str, example_args: tuple, mode: st
     """(observed copy of ``module``, convert function) for a resolved mode (see :func:`pick_mode`); the layers
     named in ``skip`` stay fp32."""
     from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import prepare_fx
 
     model = copy.deepcopy(module).eval()
     if mode == "per_layer":
@@ -157,7 +183,7 @@ def prepared_int8(module: nn.Module, backend: str, example_args: tuple, mode: st
     mapping = get_default_qconfig_mapping(backend)
     for name in skip or []:
         mapping.set_module_name(name, None)
-    return prepare_fx(model, mapping, example_args), prepared_int8_finish(mode)
+    return _prepare_fx(model, mapping, example_args), prepared_int8_finish(mode)
 
 
 def prepared_int8_finish(mode: str) -> Callable[[nn.Module], nn.Module]:

@@ -18,13 +18,16 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from uqcompress.data import DATASETS, declare
 from uqcompress.data.base import DataBundle, count, flag
 from uqcompress.data.generic import build_bundle, encode_labels, is_ood, split_names, user_path
+
+if TYPE_CHECKING:  # pandas is imported when a table is read: every job imports every data module (the registry)
+    import pandas as pd
 
 FORMATS = (".csv", ".tsv", ".jsonl", ".json")
 _COMPRESSION = {".gz", ".bz2", ".zip", ".xz", ".zst"}
@@ -43,6 +46,8 @@ def table_format(path: Path) -> str:
 
 def read_table(path: Path) -> pd.DataFrame:
     """Read a csv / tsv / jsonl / json table; empty cells stay empty strings (never NaN floats)."""
+    import pandas as pd
+
     fmt = table_format(path)
     try:
         if fmt in (".csv", ".tsv"):

@@ -16,11 +16,12 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from uqcompress.cache import atomic_write_bytes, atomic_write_text, describe_os_error, file_sha256
+
+if TYPE_CHECKING:  # a job reads results.json (resume) long before it writes a frame: pandas is not imported here
+    import pandas as pd
 
 RESULTS = "results.json"
 PREDICTIONS = "predictions.csv"

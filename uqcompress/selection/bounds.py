@@ -26,7 +26,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betaincinv
 
 
 def binomial_upper_bound(errors: np.ndarray | int, n: np.ndarray | int, delta: np.ndarray | float) -> np.ndarray:
@@ -47,6 +46,8 @@ def binomial_upper_bound(errors: np.ndarray | int, n: np.ndarray | int, delta: n
         raise ValueError("binomial_upper_bound needs 0 <= errors <= n")
     if np.any(~((d > 0) & (d < 1))):
         raise ValueError("binomial_upper_bound needs 0 < delta < 1")
+    from scipy.special import betaincinv  # here, not at import: every job imports all selectors (registry), few use it
+
     full = e >= n
     with np.errstate(invalid="ignore", divide="ignore"):
         b = betaincinv(e + 1.0, np.where(full, 1.0, n - e), 1.0 - d)
