@@ -161,7 +161,8 @@ def test_export_that_load_could_not_rebuild_is_refused_before_any_work(tmp_path,
 
     monkeypatch.setattr(pipeline, "load_data", lambda *a: pytest.fail("refused too late: data were loaded"))
     with pytest.raises(ValueError, match=r"cannot save model=smollm2 .*deployable models: .*small_cnn"):
-        pipeline.run_config({"model": {"name": "smollm2"}, "quant": {"name": "int8_dynamic"}, "data": {"name": "x"},
+        pipeline.run_config({"model": {"name": "smollm2"}, "quant": {"name": "int8_dynamic"},
+                             "data": {"name": "bigbench_mc"}, "ood": {"name": "none"},
                              "deploy": {"export": str(tmp_path / "p.pt")}})
     with pytest.raises(ValueError, match=r"deploy.model='nope' is not one of"):
         check_exportable({"model": {"name": "small_cnn"}, "quant": {"name": "int8"},

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -75,15 +76,15 @@ def test_embedded_default_job_logs_its_start_up_and_imports_only_what_it_needs(t
     """A real job of the embedded default (its own cache, cold then warm) under ``python -X importtime``."""
     import os
 
-    from conftest import ROOT
+    root = Path(__file__).resolve().parents[1]
 
     cache = tmp_path / "cache"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "true", "UQCOMPRESS_CACHE": str(cache)}
+    env = {**os.environ, "PYTHONPATH": str(root), "CI": "true", "UQCOMPRESS_CACHE": str(cache)}
     args = ["limit=120", "ood.limit=50", "model.epochs=1", "threads=1", "plots=false", "progress=false",
             "latency.repeats=1"]
     for i in range(2):  # cold (trains, calibrates int8), then warm (loads both from the cache)
         r = subprocess.run([sys.executable, "-X", "importtime", "-m", "uqcompress", *args,
-                            f"hydra.run.dir={tmp_path / f'run{i}'}"], cwd=ROOT, env=env, capture_output=True,
+                            f"hydra.run.dir={tmp_path / f'run{i}'}"], cwd=root, env=env, capture_output=True,
                            text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-2000:]
         assert "start-up: first inference" in r.stdout + r.stderr

@@ -263,6 +263,7 @@ def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint") -> Any:
 # ------------------------------------------------------------------------------------- cache that cannot be written
 _unwritable: dict[str, str] = {}  # cache root -> why; warned once per process and root
 _events_unwritable: set[str] = set()
+_DISK_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
 
 
 def writable() -> bool:
@@ -293,7 +294,9 @@ def log_event(event: str, kind: str, key: str, **meta: Any) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        if str(root) not in _events_unwritable and writable():
+        if e.errno in _DISK_ERRNOS:  # read-only, foreign or full: the whole cache is (one warning, run uncached)
+            _cannot_write(_at(e, root / EVENTS))
+        elif str(root) not in _events_unwritable and writable():
             _events_unwritable.add(str(root))
             _log.warning("cache event log cannot be written (%s)", describe_os_error(_at(e, root / EVENTS)))
 

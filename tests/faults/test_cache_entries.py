@@ -21,7 +21,7 @@ from uqcompress.cache import cached, entry_path, read_events
 from uqcompress.compress._state import cached_state_path, calibrated_module
 from uqcompress.models.base import cached_weights
 
-from fault_helpers import FAST, cli, copy_sweep, events, numbers
+from fault_helpers import FAST, cli, copy_sweep, events, numbers, warnings_in
 
 
 class Calls:
@@ -274,7 +274,7 @@ def test_swapped_logits_and_random_init_weights_do_not_reach_the_results(finishe
     r = cli(*FAST, f"hydra.run.dir={tmp_path / 'swapped'}", cache=cache)
     assert r.returncode == 0, r.stderr[-2000:]
     assert numbers(tmp_path / "swapped") == clean
-    warned = [line for line in r.stdout.splitlines() if "[WARNING]" in line]
+    warned = [line for line in warnings_in(r.stdout) if "[WARNING]" in line]
     assert len(warned) == 2 and all("holds entry logits/" in w for w in warned), warned
     assert {str(base["calibration"]), str(base["test"])} == {w.split("cache entry ")[1].split(" ")[0] for w in warned}
 
@@ -286,7 +286,7 @@ def test_swapped_logits_and_random_init_weights_do_not_reach_the_results(finishe
     shutil.rmtree(cache / "logits"), shutil.rmtree(cache / "compressed")
     r = cli(*FAST, f"hydra.run.dir={tmp_path / 'random_init'}", cache=cache)
     assert r.returncode == 0, r.stderr[-2000:]
-    warned = [line for line in r.stdout.splitlines() if "[WARNING]" in line]
+    warned = [line for line in warnings_in(r.stdout) if "[WARNING]" in line]
     assert len(warned) == 1 and f"cache entry {weights} has no uqcompress cache header" in warned[0], warned
     assert numbers(tmp_path / "random_init") == clean  # retrained (same seed, one thread): the same model
     assert len(events(cache, "models/small_cnn")) == 2  # trained by the sweep, then once more here
@@ -309,7 +309,7 @@ def test_nan_dict_directory_and_wrong_shape_entries_are_recomputed_with_one_warn
     r = cli(*FAST, f"hydra.run.dir={tmp_path / 'faulty'}", cache=cache)
     assert r.returncode == 0, r.stderr[-2000:]
     assert numbers(tmp_path / "faulty") == clean
-    warned = {w.split("cache entry ")[1].split(" ")[0]: w for w in r.stdout.splitlines() if "[WARNING]" in w}
+    warned = {w.split("cache entry ")[1].split(" ")[0]: w for w in warnings_in(r.stdout) if "[WARNING]" in w}
     assert set(warned) == {str(p) for p in (base["test"], base["calibration"], base["ood"], comp["test"])}, warned
     assert "non-finite value in payload at (5, 0)" in warned[str(base["test"])]
     assert "has no uqcompress cache header" in warned[str(base["calibration"])]

@@ -24,8 +24,9 @@ from fault_helpers import (FAST, ROOT, as_nobody, cli, copy_sweep, env, full_dis
 def _one_warning(r: subprocess.CompletedProcess) -> str:
     out = r.stdout + r.stderr
     assert "Traceback" not in out, out[-3000:]
-    (line,) = warnings_in(out)
-    return line
+    lines = warnings_in(out)
+    assert len(lines) == 1, lines
+    return lines[0]
 
 
 def test_full_cache_degrades_to_an_uncached_run_with_one_warning(finished_sweep, tmp_path):

@@ -103,7 +103,8 @@ def test_an_unknown_objective_names_the_close_matches_and_a_fixed_rerun_resumes(
     for d in jobs.values():
         error = json.loads((d / "failed.json").read_text())["error"]
         assert error == ("objective.metric='compressed.selective_rsk' is not a key of results.json; close matches: "
-                         "compressed.selective_risk, compressed.calibration_selective_risk, compressed.ece"), error
+                         "compressed.selective_risk, compressed.selective_risk_ci_low, "
+                         "compressed.selective_risk_ci_high"), error
         assert (d / "results.json").is_file()  # the run itself is kept
     n_events = len(events(cache))
     fixed = cli(*args, "objective.metric=compressed.selective_risk", cache=cache)

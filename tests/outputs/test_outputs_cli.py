@@ -102,16 +102,19 @@ def test_sweep_over_compressed_runs_and_scorers_then_the_report(cli, synth, tmp_
 
     summary, failed = summarize(find_runs([tmp_path / "multirun" / "byo"]), n_boot=50)
     assert len(failed) == 0
-    assert sorted(summary["label"]) == ["entropy/comp", "entropy/int4", "msp/comp", "msp/int4"]
-    flips = summary.groupby("config.compressed")["compressed.flips"]
+    assert sorted(summary["label"]) == [f"outputs.compressed={c}, uncertainty={u}" for c in ("comp", "int4")
+                                        for u in ("entropy", "msp")]  # labels: the shortest telling path parts
+    flips = summary.groupby("config.outputs.compressed")["compressed.flips"]
     assert flips.nunique().tolist() == [1, 1]  # the same stored outputs whatever the scorer
-    assert flips.first()["int4"] > flips.first()["comp"]
+    first = {Path(k).name: v for k, v in flips.first().items()}
+    assert first["int4"] > first["comp"]
     env = {**os.environ, "PYTHONPATH": str(Path(uqcompress.__file__).parents[1])}
     rep = subprocess.run([sys.executable, "-m", "uqcompress.report", str(tmp_path / "multirun" / "byo")],
                          capture_output=True, text=True, env=env)
     assert rep.returncode == 0, rep.stderr[-1000:]
-    md = (tmp_path / "multirun" / "byo" / "summary.md").read_text()
-    assert "msp/int4" in md and (tmp_path / "multirun" / "byo" / "flips_vs_kl.png").is_file()
+    report = tmp_path / "multirun" / "byo" / "report"
+    md = (report / "summary.md").read_text()
+    assert "outputs.compressed=int4, uncertainty=msp" in md and (report / "flips_vs_kl.png").is_file()
 
 
 def test_arrays_cli_equals_the_python_door(cli, tmp_path):

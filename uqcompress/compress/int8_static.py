@@ -244,7 +244,8 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
         stats_key = scheme_fingerprint(bundle, {**cfg, "mode": mode, "skip": None}, calib)
         states = cached("int8_observers", stats_key,
                         lambda: observer_states(run_calibration(prepared if not skip else build([]))),
-                        log=log.debug, model=bundle.label, split="calibration")
+                        log=log.debug, finite=False,  # an observer that saw no value holds +-inf: legitimate
+                        model=bundle.label, split="calibration")
         missing = load_observer_states(prepared, states)
         if missing:  # an observer the full model has not (e.g. another observer class): calibrate this variant
             log.info("quant=int8: %d observer(s) of this quant.skip variant are new (%s); calibrating it",

@@ -101,6 +101,23 @@ def _value(res: dict[str, Any], key: str, overrides: dict[str, str]) -> Any:
     return ", ".join(map(str, v)) if isinstance(v, list) else v
 
 
+def _short_paths(values: list[Any]) -> list[Any]:
+    """Path values (``outputs.compressed=/runs/int4``) shortened to the fewest trailing parts that still tell them
+    apart, for labels; other values as they are (the ``config.*`` columns keep the full values).
+
+    >>> _short_paths(["/a/x/int4", "/a/y/int4", "/a/y/fp32"]), _short_paths(["msp", "entropy"])
+    (['x/int4', 'y/int4', 'y/fp32'], ['msp', 'entropy'])
+    """
+    if not all(isinstance(v, str) and "/" in v for v in values):
+        return values
+    parts = [v.rstrip("/").split("/") for v in values]
+    for n in range(1, max(len(p) for p in parts) + 1):
+        short = ["/".join(p[-n:]) for p in parts]
+        if len(set(short)) == len(set(values)):
+            return short
+    return values
+
+
 def _sort_key(v: Any) -> tuple:
     try:
         return (0, float(v), "")
@@ -138,7 +155,8 @@ def summarize(runs: Sequence[Path], n_boot: int = 1000) -> tuple[pd.DataFrame, p
     else (older runs) recomputed from ``predictions.csv`` with ``n_boot`` resamples (0: none).
 
     A run whose ``results.json`` is unreadable (truncated, not JSON) is listed as failed, with one warning naming the
-    file; a ``predictions.csv`` that does not match its ``results.json`` gets no intervals or plots (one warning).
+    file; a ``predictions.csv`` that does not match its ``results.json`` is not read (one warning): no plots from it and no
+    intervals recomputed from it.
     """
     results, done, failed_runs, unreadable = [], [], [], {}
     for r in runs:
@@ -152,7 +170,8 @@ def summarize(runs: Sequence[Path], n_boot: int = 1000) -> tuple[pd.DataFrame, p
                 continue
             bad = predictions_problem(r, res)
             if bad:
-                log.warning("uqcompress.report: %s; its run is reported without intervals or plots", bad)
+                log.warning("uqcompress.report: %s; its run is reported without its predictions (intervals only as "
+                            "stored in results.json, no plots)", bad)
             res["_predictions_ok"] = not bad
             results.append(res)
             done.append(r)
@@ -184,8 +203,9 @@ def summarize(runs: Sequence[Path], n_boot: int = 1000) -> tuple[pd.DataFrame, p
             order = sorted(range(len(summary)), key=lambda i: [_sort_key(summary[f"config.{f}"].iloc[i])
                                                                for f in factors])
             summary = summary.iloc[order].reset_index(drop=True)
-        labels = [", ".join(f"{f}={row[f'config.{f}']}" for f in factors) or Path(row["run"]).name
-                  for _, row in summary.iterrows()]
+        shown = {f: _short_paths(summary[f"config.{f}"].tolist()) for f in factors}
+        labels = [", ".join(f"{f}={shown[f][i]}" for f in factors) or Path(row["run"]).name
+                  for i, (_, row) in enumerate(summary.iterrows())]
         summary.insert(0, "label", _unique(labels))
     summary.attrs["factors"] = factors
     failed = []
