@@ -123,3 +123,24 @@ def test_close_values_print_apart_and_old_runs_get_intervals_and_config_labels(t
     row = summary.set_index("label").loc["quant=int8"]
     assert row["compressed.accuracy_ci_low"] == want["compressed.accuracy_ci_low"]
     assert np.isnan(summarize(sorted(sweep.iterdir()), n_boot=0)[0]["compressed.accuracy_ci_low"]).all()
+
+
+def test_a_large_sweep_gets_aggregate_plots_and_reads_no_predictions(tmp_path, monkeypatch):
+    """Above MAX_PANELS runs the report draws no per-run panels and lists no per-run examples (each run folder has
+    its own), so it never reads the predictions files: 2,000 folders take seconds (scripts/bench_sweep.py)."""
+    from uqcompress.report import html, summary as S
+
+    sweep = tmp_path / "sweep"
+    n = S.MAX_PANELS + 2
+    for i in range(n):
+        fake_run(sweep / f"seed={i}", [f"seed={i}"], {"compressed.flips": 0.01 * (i % 7)}, seed=i, ci=True)
+    real = pd.read_csv
+    monkeypatch.setattr(pd, "read_csv", lambda p, *a, **k: pytest.fail(f"read {p}") if str(p).endswith(
+        "predictions.csv") else real(p, *a, **k))
+    paths = write_report([sweep], n_boot=0)
+    names = {p.name for p in paths}
+    assert {"flips_vs_kl.png", "accuracy_delta_vs_flips.png", "report.html"} <= names
+    assert not names & {"risk_coverage.png", "reliability.png", "cascade.png"}
+    page = (sweep / "report" / "report.html").read_text()
+    assert f"{n} runs: the flipped examples of each are on its own report.html" in page
+    assert n > html.MAX_EXAMPLE_RUNS

@@ -343,6 +343,10 @@ def _common_provenance(summary: pd.DataFrame) -> str:
             f"{table(['run', 'started (UTC)', 'seconds', 'host', 'git', 'rerun'], timing)}</details>")
 
 
+#: the most runs whose flipped examples the sweep page lists (each run's own report.html has them)
+MAX_EXAMPLE_RUNS = 24
+
+
 def sweep_page(out: str | Path, summary: pd.DataFrame, failed: pd.DataFrame, figures: Sequence[Path]) -> Path:
     """Write the sweep's ``report.html`` into the report folder ``out``."""
     from uqcompress.report.summary import correlation_line
@@ -368,11 +372,14 @@ def sweep_page(out: str | Path, summary: pd.DataFrame, failed: pd.DataFrame, fig
         body += [figure(p, p.stem.replace("_", " ")) for p in figures]
     if n_runs:
         body.append("<h2>Flipped examples per run</h2>")
-        for _, r in summary.iterrows():
+        rows = [r for _, r in summary.iterrows() if isinstance(r.get("predictions"), str)]  # matching files only
+        if len(rows) > MAX_EXAMPLE_RUNS:
+            body.append(f"<p>{len(rows)} runs: the flipped examples of each are on its own report.html, in its run "
+                        f"folder (listed here up to {MAX_EXAMPLE_RUNS} runs).</p>")
+            rows = []
+        for r in rows:
             run = Path(r["run"])
-            if not (run / PREDICTIONS).is_file():
-                continue
-            pred = pd.read_csv(run / PREDICTIONS)
+            pred = pd.read_csv(r["predictions"])
             n = len(flipped(pred, limit=None))
             body.append(f"<details><summary>{esc(r['label'])}: {n} flip{'s' if n != 1 else ''}</summary>"
                         f"{examples_table(pred, read_thumbnails(run), SWEEP_EXAMPLES)}</details>")

@@ -210,13 +210,20 @@ def flips_vs_kl_correlation(summary: pd.DataFrame) -> tuple[float | None, int, i
     return (M.spearman(x[ok], y[ok]) if k >= 3 else None), int(ok.sum()), k
 
 
+#: the most runs a sweep plot names one by one (legend entries, bar labels); more runs are drawn as a cloud
+MAX_NAMED_RUNS = 40
+
+
 def flips_vs_kl(summary: pd.DataFrame, path: Path, title: str = "Flips vs KL across runs") -> Path:
     """Scatter of flips against KL(base‖comp), one marker per run (named in the legend, so labels never overlap);
     Spearman ρ only with at least 3 distinct points, with the number of runs and of distinct points."""
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
     markers = "osD^v<>PX*"
+    named = len(summary) <= MAX_NAMED_RUNS
+    if not named:  # thousands of runs: one cloud (a legend entry per run would be unreadable and slow)
+        ax.scatter(summary["compressed.kl"], summary["compressed.flips"], s=8, alpha=0.5, color="C0", zorder=3)
     for i, (label, kl, flips) in enumerate(zip(summary["label"], summary["compressed.kl"],
-                                               summary["compressed.flips"])):
+                                               summary["compressed.flips"]) if named else ()):
         # hollow markers of different shapes: runs at the same point stay visible on top of each other
         ax.scatter([kl], [flips], marker=markers[i % len(markers)], s=70 - 4 * (i % 8), facecolors="none",
                    edgecolors=f"C{i % 10}", linewidths=1.5, label=str(label), zorder=3)
@@ -227,7 +234,8 @@ def flips_vs_kl(summary: pd.DataFrame, path: Path, title: str = "Flips vs KL acr
     ax.set_ylabel("flips (share of test samples C→I or I→C)")
     ax.set_title(f"{title}\n{stat}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if named:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return _save(fig, path)
 
 
@@ -308,6 +316,18 @@ def factor_effect(summary: pd.DataFrame, factor: str, others: Sequence[str], pat
 def accuracy_delta_vs_flips(summary: pd.DataFrame, path: Path) -> Path:
     """|Δ accuracy| next to flips per run: accuracy barely moves while answers flip."""
     s = summary.sort_values("compressed.flips")
+    if len(s) > MAX_NAMED_RUNS:  # a bar pair per run stops being readable: one dot per run, and the diagonal
+        fig, ax = plt.subplots(figsize=(6.5, 4.8))
+        flips, delta = 100 * s["compressed.flips"], 100 * s["compressed.accuracy_delta"].abs()
+        ax.scatter(flips, delta, s=8, alpha=0.5)
+        top = float(np.nanmax([flips.max(), delta.max(), 1e-9]))
+        ax.plot([0, top], [0, top], color="0.5", linewidth=1, linestyle=":", label="|Δ accuracy| = flips")
+        ax.set_xlabel("flips (% of test samples)")
+        ax.set_ylabel("|Δ accuracy| (points)")
+        ax.set_title(f"Accuracy is not all you need: |Δ accuracy| vs flips ({len(s)} runs)")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        return _save(fig, path)
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(s) + 2), 4.5))
     idx = np.arange(len(s))
     ax.bar(idx - 0.2, 100 * s["compressed.accuracy_delta"].abs(), width=0.4, label="|Δ accuracy| (points)")

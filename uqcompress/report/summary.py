@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 FAILED = "failed.json"
 REPORT_DIR = "report"
+#: the most runs drawn as small multiples (one panel per run); more runs get the aggregate plots only
+MAX_PANELS = 24
 CONFIG_COLS = ["config.model", "config.quant", "config.uncertainty", "config.selector", "config.data", "config.ood",
                "config.outputs", "config.baseline", "config.compressed"]
 METRIC_COLS = [
@@ -303,8 +305,12 @@ def sweep_figures(summary: pd.DataFrame, out: Path) -> list[Path]:
         return []
     factors = summary.attrs.get("factors", [])
     paths = [plots.factor_effect(summary, f, factors, out / f"factor_{_slug(f)}.png") for f in factors]
-    preds = {row.label: pd.read_csv(row.predictions) for row in summary.itertuples()
-             if isinstance(row.predictions, str)}
+    with_preds = [row for row in summary.itertuples() if isinstance(row.predictions, str)]
+    if len(with_preds) > MAX_PANELS:  # a panel per run stops being readable (and matplotlib's shared axes go O(n^2))
+        log.info("uqcompress.report: %d runs: per-run panels (risk-coverage, reliability, cascade, confidence) are "
+                 "drawn up to %d runs; each run folder holds its own plots", len(with_preds), MAX_PANELS)
+        with_preds = []
+    preds = {row.label: pd.read_csv(row.predictions) for row in with_preds}
     if preds:
         paths.append(plots.risk_coverage(preds, out / "risk_coverage.png",
                                          title="Risk–coverage per run (baseline dashed)"))
