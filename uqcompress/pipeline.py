@@ -410,6 +410,20 @@ def inference_batch_size(cfg: dict, device: str) -> int:
     return int(cfg.get("batch_size") or cpu_batch or 256)
 
 
+def start_run(cfg: dict) -> Runner:
+    """What every run sets before its first model (the main command's and each ``python -m uqcompress.tune``):
+    progress, torch threads, the seed, the device, the inference batch size and the model's latency options (written
+    into ``cfg``); returns the run's :class:`~uqcompress.runner.Runner`."""
+    cfg["latency"] = {**cfg["latency"], **dict(cfg["model"].get("latency") or {})}  # a model may ask for less
+    set_progress(bool(cfg["progress"]))
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    torch.manual_seed(cfg["seed"])
+    device = resolve_device(cfg["device"])
+    cfg["batch_size"] = inference_batch_size(cfg, device.type)
+    return Runner(device, cfg["batch_size"], cfg["progress"])
+
+
 def run_config(cfg: dict) -> RunResult:
     """The whole run from a plain config dict (what the Hydra app passes, resolved)."""
     from uqcompress.predictor import check_exportable
@@ -418,15 +432,9 @@ def run_config(cfg: dict) -> RunResult:
     validate_config(cfg)  # every option, range and modality, before any data or model work (uqcompress.validate)
     if (cfg.get("outputs") or {}).get("name", "none") != "none":
         return run_outputs(cfg)
-    cfg["latency"] = {**cfg["latency"], **dict(cfg["model"].get("latency") or {})}  # a model may ask for less
     check_exportable(cfg)  # a deploy.export that could not be loaded back is refused before any work
-    set_progress(bool(cfg["progress"]))
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg["threads"]))
-    torch.manual_seed(cfg["seed"])
-    device = resolve_device(cfg["device"])
-    cfg["batch_size"] = inference_batch_size(cfg, device.type)
-    runner = Runner(device, cfg["batch_size"], cfg["progress"])
+    runner = start_run(cfg)
+    device = runner.device
     data, ood = load_data(cfg)
     baseline = build_model(dict(cfg["model"]), data, BuildContext(cfg["seed"], str(device), cfg["progress"], runner))
     runner.place(baseline)  # once per run; the compressed copy is made where its scheme runs

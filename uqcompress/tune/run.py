@@ -15,18 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
 from uqcompress import metrics as M
 from uqcompress.cache import EVENTS, cache_dir, cached, fingerprint
 from uqcompress.compress import SCHEMES, CompressContext, compress
 from uqcompress.compress._state import transient
 from uqcompress.models import BuildContext, build_model
 from uqcompress.models.base import ModelBundle, module_device
-from uqcompress.pipeline import (DEFAULTS, ModelEval, RunResult, _merge, evaluate_bundles, evaluate_model,
-                                 inference_batch_size, load_data, run_config)
-from uqcompress.progress import set_progress
-from uqcompress.runner import Runner, resolve_device, to_device
+from uqcompress.pipeline import (DEFAULTS, ModelEval, RunResult, _merge, evaluate_bundles, evaluate_model, load_data,
+                                 run_config, start_run)
+from uqcompress.runner import to_device
 from uqcompress.tune.budget import Budget, measure_split
 from uqcompress.tune.options import TunePlan, plan_tune
 from uqcompress.tune.search import (Candidate, Choice, accuracy_control, better_ranking, choose, first_holding,
@@ -130,15 +127,8 @@ class _Tuner:
     def __init__(self, plan: TunePlan) -> None:
         self.plan = plan
         cfg = plan.cfg
-        set_progress(bool(cfg["progress"]))
-        if cfg.get("threads"):
-            torch.set_num_threads(int(cfg["threads"]))
-        torch.manual_seed(cfg["seed"])
-        device = resolve_device(cfg["device"])
-        cfg["batch_size"] = inference_batch_size(cfg, device.type)
-        cfg["latency"] = {**cfg["latency"], **dict(cfg["model"].get("latency") or {})}  # as run_config
-        self.device = device
-        self.runner = Runner(device, cfg["batch_size"], cfg["progress"])
+        self.runner = start_run(cfg)  # as the main command's run_config
+        self.device = device = self.runner.device
         self.data, self.ood = load_data(cfg)
         self.baseline = build_model(dict(cfg["model"]), self.data,
                                     BuildContext(cfg["seed"], str(device), cfg["progress"], self.runner))
