@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,3 +54,36 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, module: str
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CI": "true"}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+class Block(nn.Module):
+    """An MBConv-like net: conv-BN-ReLU, depthwise conv-BN-ReLU6 with a residual add, 1x1 conv, linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.pw = nn.Conv2d(8, 16, 1)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.bn1(self.stem(x)))
+        h = h + nn.functional.relu6(self.bn2(self.dw(h)))
+        return self.head(self.pw(h).mean((2, 3)))
+
+
+@pytest.fixture
+def block():
+    """The Block net with non-trivial BatchNorm statistics, as a ModelBundle (static int8 tests, tune swaps)."""
+    from uqcompress.models.base import ModelBundle
+
+    torch.manual_seed(0)
+    net = Block().eval()
+    with torch.no_grad():
+        for bn in (net.bn1, net.bn2):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.2, 3)
+    return ModelBundle(net, "block", "block-test", "image", 5, head="head")

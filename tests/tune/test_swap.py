@@ -6,12 +6,10 @@ import warnings
 
 import pytest
 import torch
-from torch import nn
 
 from uqcompress import metrics as M
 from uqcompress.compress import CompressContext, compress
 from uqcompress.data.base import Split
-from uqcompress.models.base import ModelBundle
 from uqcompress.runner import Runner
 from uqcompress.tune.sensitivity import rank_layers
 from uqcompress.tune.swap import LayerSwap
@@ -33,32 +31,7 @@ def _quiet():
         yield
 
 
-class Block(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 8, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False)
-        self.bn2 = nn.BatchNorm2d(8)
-        self.pw = nn.Conv2d(8, 16, 1)
-        self.head = nn.Linear(16, 5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(self.bn1(self.stem(x)))
-        h = h + nn.functional.relu6(self.bn2(self.dw(h)))
-        return self.head(self.pw(h).mean((2, 3)))
-
-
-@pytest.fixture
-def block() -> ModelBundle:
-    torch.manual_seed(0)
-    net = Block().eval()
-    with torch.no_grad():
-        for bn in (net.bn1, net.bn2):
-            bn.running_mean.uniform_(-1, 1)
-            bn.running_var.uniform_(0.5, 2)
-            bn.weight.uniform_(0.2, 3)
-    return ModelBundle(net, "block", "block-test", "image", 5, head="head")
+# ``block``: the MBConv-like test model, a fixture of tests/conftest.py
 
 
 def _out(z: torch.Tensor) -> torch.Tensor:
