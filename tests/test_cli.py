@@ -1,5 +1,7 @@
 """The Hydra app end to end on a small slice of the embedded default (real MNIST + animal silhouettes), the installed
-console scripts, and the real BIG-bench paths (CIFAR-10 with a pretrained backbone, SmolLM2 on multiple choice)."""
+console scripts, a pretrained backbone on real photos (EfficientNet-Lite0 on Debian's Fashion-MNIST, with its
+corrupted test split as shift), and the optional BIG-bench paths (CIFAR-10, SmolLM2 on multiple choice: skipped with
+the reason unless a user has the archive)."""
 import json
 import os
 
@@ -7,6 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.data.real_bigbench import real_bigbench  # noqa: F401  (fixture)
+from tests.data.real_sources import debian_fashion_mnist  # noqa: F401  (fixture)
 
 
 FAST = ["limit=300", "ood.limit=200", "model.epochs=6", "model.batch_size=32", "progress=false", "latency.repeats=2"]
@@ -119,7 +122,37 @@ def sys_executable() -> str:
     return sys.executable
 
 
-# ---- issue 16 case 10: CI runs the real BIG-bench paths (make test fetches the archive once per machine) ---------
+# ---- real photos a fresh machine reaches: Lite0 on Debian's Fashion-MNIST (CI fails, not skips, without it) -------
+@pytest.mark.slow
+def test_real_lite0_on_fashion_mnist_with_its_corrupted_test_split(cli, tmp_path, debian_fashion_mnist):
+    r = cli("model=efficientnet_lite0", "data=fashion_mnist", "ood=fashion_mnist_c", "quant=int8",
+            "data.fit_samples=1000", "limit=300", "ood.limit=100", "model.image_size=64", "latency.repeats=1",
+            "progress=false", "plots=false", f"hydra.run.dir={tmp_path}", timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["config.data"] == "fashion_mnist" and res["config.ood"] == "fashion_mnist_c"
+    assert res["n_test"] == 300 and res["n_ood"] == 100
+    assert res["baseline.model_size_bytes"] > 1.5e7  # 4.65M ImageNet parameters in float32: the real backbone ran
+    assert res["baseline.accuracy"] > 0.6 and res["compressed.accuracy"] > 0.5  # 10 classes: chance is 0.1
+    assert 0 <= res["compressed.flips"] <= 1 and res["compressed.kl"] >= 0
+    # the corrupted split kept its labels: accuracy under shift is measured, and shift costs accuracy
+    assert res["baseline.shift_accuracy"] < res["baseline.accuracy"]
+    assert "Debian package dataset-fashion-mnist" in json.dumps(res) or "fashion-mnist" in json.dumps(res)
+
+
+def test_cifar10_without_a_source_is_one_line_naming_every_route(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("UQCOMPRESS_BIGBENCH_ARCHIVE", raising=False)  # a user's archive would be a present route
+    # download=false: a machine with a network must not fetch 163 MB here; the route is still named
+    r = cli("data=cifar10", "data.download=false", "progress=false", f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 2, r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("uqcompress: error: no source of cifar10 (the CIFAR-10 test set")
+    for route in ("data.root=", "$UQCOMPRESS_BIGBENCH_ARCHIVE", "torchvision's download: data.download=true"):
+        assert route in last, route
+    assert "Traceback" not in r.stderr and not (tmp_path / "results.json").exists()
+
+
+# ---- optional: the BIG-bench archive (no package index serves it any more; skipped with the reason without it) ---
 @pytest.mark.slow
 def test_real_llm_run_on_bigbench_multiple_choice(cli, tmp_path, real_bigbench):
     r = cli("model=smollm2", "data=bigbench_mc", "quant=int8_dynamic", "data.limit=8", "progress=false", "plots=false",

@@ -117,6 +117,8 @@ def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
             raise ValueError(f"ood set '{ood_bundle.name}' is {ood_bundle.modality} but data set '{data.name}' is "
                              f"{data.modality}")
         ood = ood_bundle["test"]
+        if ood_bundle.info.get("source"):
+            data.info["ood_source"] = ood_bundle.info["source"]
         n = ood_cfg.get("limit") if ood_cfg.get("limit") is not None else limit
         if n is not None:
             g = np.random.default_rng(cfg["seed"]).permutation(len(ood))[: int(n)]
@@ -450,6 +452,9 @@ def run_config(cfg: dict) -> RunResult:
     for k, v in baseline.info.items():
         if isinstance(v, (str, int, float, bool)):
             meta[f"info.baseline.{k}"] = v
+    for k in ("source", "ood_source"):  # which file / package / route the data came from
+        if isinstance(data.info.get(k), str):
+            meta[f"data.{k}"] = data.info[k]
     result.metrics.update(meta)
     deploy = dict(cfg.get("deploy") or {})
     if deploy.get("export"):  # deploy.export=PATH: one-file SelectivePredictor of the compressed (or baseline) model

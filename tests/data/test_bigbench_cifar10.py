@@ -1,4 +1,5 @@
-"""BIG-bench archive reading and CIFAR-10 decoding, on a small synthetic tarball the test makes (no download)."""
+"""CIFAR-10's routes (cache, torchvision files, BIG-bench archive, torchvision's download) on small synthetic files the
+test makes (no download), and the real archive when a user has it (optional: skipped with the reason otherwise)."""
 from __future__ import annotations
 
 import hashlib
@@ -28,6 +29,7 @@ def archive(tmp_path, tmp_cache, monkeypatch):
         return path
 
     monkeypatch.setattr(bigbench, "bigbench_archive", fake_archive)
+    monkeypatch.setenv(bigbench.ENV_VAR, str(path))  # the archive route of cifar10.SOURCE is present
     return path, images, labels, calls
 
 
@@ -146,3 +148,96 @@ def test_real_cifar10_from_the_real_archive_has_1000_per_class_and_passes_checks
     assert cifar10.arrays_sha256(x, y) == cifar10.SHA256
     d = load_dataset({"name": "cifar10"}, seed=0)
     assert {k: len(s) for k, s in d.splits.items()} == {"fit": 1500, "calibration": 1000, "test": 2000}
+
+
+# ---- the other routes of cifar10.SOURCE ---------------------------------------------------------------------------
+def _test_batch(n: int = 20, seed: int = 0) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A CIFAR-10 python test_batch (pickled dict of a (N, 3072) uint8 array and a label list), as torchvision reads."""
+    import pickle
+
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(n) % 10
+    data = images.transpose(0, 3, 1, 2).reshape(n, -1)  # CIFAR's layout: 1024 R, then G, then B, per row
+    raw = pickle.dumps({b"batch_label": b"testing batch 1 of 1", b"labels": labels.tolist(), b"data": data,
+                        b"filenames": [b"x.png"] * n})
+    return raw, images, labels
+
+
+@pytest.fixture
+def test_batch(monkeypatch):
+    raw, images, labels = _test_batch()
+    monkeypatch.setattr(cifar10, "TEST_BATCH_MD5", hashlib.md5(raw).hexdigest())
+    return raw, images, labels
+
+
+def test_data_root_reads_torchvision_folder_or_tarball(tmp_path, tmp_cache, test_batch):
+    import tarfile
+
+    raw, images, labels = test_batch
+    folder = tmp_path / "tv" / cifar10.TV_FOLDER
+    folder.mkdir(parents=True)
+    (folder / "test_batch").write_bytes(raw)
+    x, y, where = cifar10.cifar10_with_source({"root": str(tmp_path / "tv"), "download": False})
+    np.testing.assert_array_equal(x, images)  # channel order and layout as torchvision decodes them
+    np.testing.assert_array_equal(y, labels)
+    assert where.startswith("torchvision's CIFAR-10 files:")
+    tgz = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(folder / "test_batch", arcname=f"{cifar10.TV_FOLDER}/test_batch")
+    x2, _ = cifar10.cifar10_arrays({"root": str(tgz), "download": False})
+    np.testing.assert_array_equal(x2, images)
+    with pytest.raises(FileNotFoundError, match=r"data.root=.*nope is neither cifar-10-python.tar.gz nor a folder"):
+        cifar10.cifar10_arrays({"root": str(tmp_path / "nope")})
+
+
+def test_a_test_batch_with_other_bytes_or_code_is_refused(tmp_path, tmp_cache):
+    import pickle
+
+    raw, _, _ = _test_batch()
+    with pytest.raises(ValueError, match="not CIFAR-10's test_batch"):
+        cifar10.read_test_batch(raw, "x")  # md5 is torchvision's, not this synthetic batch's
+    evil = pickle.dumps({b"data": __import__("os").getcwd})  # a pickle that would call a function
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
+        cifar10._BatchUnpickler(__import__("io").BytesIO(evil), encoding="bytes").load()
+
+
+def test_download_route_uses_torchvision_once_into_the_cache(tmp_cache, test_batch, monkeypatch):
+    from uqcompress._compat import ensure_torchvision
+
+    raw, images, _ = test_batch
+    calls = []
+
+    class FakeCIFAR10:  # stands in for torchvision.datasets.CIFAR10(root, train=False, download=True)
+        def __init__(self, root, train, download):
+            calls.append((root, train, download))
+            folder = Path(root) / cifar10.TV_FOLDER
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "test_batch").write_bytes(raw)
+
+    monkeypatch.setattr(ensure_torchvision().datasets, "CIFAR10", FakeCIFAR10)
+    x, _, where = cifar10.cifar10_with_source({})
+    np.testing.assert_array_equal(x, images)
+    assert calls == [(str(tmp_cache / "torchvision"), False, True)] and where.startswith("torchvision's download")
+    x, _, where = cifar10.cifar10_with_source({})  # now the cached copy: no second download
+    assert len(calls) == 1 and where.startswith("a copy cached")
+
+
+def test_no_source_is_one_line_naming_every_route(tmp_cache, monkeypatch):
+    from uqcompress._compat import ensure_torchvision
+    from uqcompress.data.sources import SourceUnavailable
+
+    monkeypatch.delenv(bigbench.ENV_VAR, raising=False)
+
+    def offline(*a, **k):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(ensure_torchvision().datasets, "CIFAR10", offline)
+    with pytest.raises(SourceUnavailable) as e:
+        load_dataset({"name": "cifar10"}, seed=0)
+    msg = str(e.value)
+    assert "\n" not in msg and "UQCOMPRESS_BIGBENCH_ARCHIVE" in msg and "data.root=" in msg
+    assert "torchvision's download" in msg and "(tried: OSError: Name or service not known)" in msg
+    with pytest.raises(SourceUnavailable, match=r"\(4\) torchvision's download: data.download=true") as e:
+        load_dataset({"name": "cifar10", "download": False}, seed=0)
+    assert "tried" not in str(e.value)  # download=false: the route is named, not tried

@@ -73,6 +73,7 @@ def synthetic_cifar(tmp_path, tmp_cache, monkeypatch):
     path = tmp_path / "bigbench-1.0.0.tar.gz"
     images, labels = make_archive(path, per_class=6)
     monkeypatch.setattr(bigbench, "bigbench_archive", lambda: path)
+    monkeypatch.setenv(bigbench.ENV_VAR, str(path))
     monkeypatch.setattr(cifar10, "SHA256", cifar10.arrays_sha256(images, labels))
     return images, labels
 

