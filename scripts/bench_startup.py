@@ -1,12 +1,14 @@
 """Where a command's time goes before it does any work: a stored-outputs report and the warm default run.
 
-    PYTHONPATH=. python scripts/bench_startup.py [--rows 10000] [--repeats 2] [--skip-default] [--cache DIR]
+    PYTHONPATH=. python scripts/bench_startup.py [--rows 10000] [--repeats 2] [--skip-default] [--cache DIR] \
+        [overrides of the default run ...]
 
 Runs, each as a fresh ``python -X importtime -m uqcompress ...`` process:
 
 * ``outputs=arrays`` over two ``.npz`` files of ``--rows`` questions x 4 options (written here), ``plots=false``;
 * the warm default (``python -m uqcompress``: small CNN, int8, MNIST; plots on), after one untimed run that fills
-  the cache (``--cache``, default a fresh folder under the temp dir: the first run trains, which takes minutes).
+  the cache (``--cache``, default a fresh folder under the temp dir: the first run trains, which takes minutes;
+  Hydra overrides such as ``model.epochs=1`` make that quicker and leave the cost of a warm run as it is).
 
 Prints per run: wall seconds, CPU seconds (user + system of the child), the seconds spent importing (the sum of the
 top-level cumulative times of ``-X importtime``) and their share of the wall time, the load average, and the largest
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--skip-default", action="store_true", help="only the stored-outputs command")
     ap.add_argument("--cache", default=None, help="the warm default's cache (default: a fresh temp folder)")
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides of the default run (e.g. model.epochs=1)")
     args = ap.parse_args(argv)
     import numpy as np
 
@@ -89,10 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     report("outputs=arrays", runs)
     if not args.skip_default:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "uqcompress", "progress=false", f"hydra.run.dir={tmp / 'cold'}"],
+        subprocess.run([sys.executable, "-m", "uqcompress", *args.overrides, "progress=false",
+                        f"hydra.run.dir={tmp / 'cold'}"],
                        cwd=ROOT, env=env, check=True, capture_output=True, timeout=3600)
         print(f"  (the default once to fill the cache: {time.perf_counter() - t0:.1f} s)")
-        runs = [run(["progress=false", "resume=false", f"hydra.run.dir={tmp / f'warm{i}'}"], env)
+        runs = [run([*args.overrides, "progress=false", "resume=false", f"hydra.run.dir={tmp / f'warm{i}'}"], env)
                 for i in range(args.repeats)]
         report("warm default", runs)
     return 0
