@@ -49,6 +49,8 @@ from uqcompress.progress import progress_bar
 log = logging.getLogger(__name__)
 
 ALL_DEVICES = ("cpu", "cuda")
+#: the thread's CPU clock times latency on one thread only where it resolves tiny models (Linux, macOS: ns)
+FINE_THREAD_CLOCK = time.get_clock_info("thread_time").resolution <= 1e-6
 NEEDS = ("mc", "features", "reference")  # what a scorer / selector may ask for beyond logits
 
 
@@ -399,8 +401,8 @@ class Runner:
         With one thread and every model on the CPU, the clock is the timing thread's CPU time (the thread runs every
         op itself): what a call costs on a core of its own, which is its wall time on an idle machine. Wall time on a
         busy one also counts the time slices other processes took, and a long call loses more of them than a short
-        one, so the ratio of wall times grew with the load (speedups of 11 to 86 in one run at load 19). Otherwise
-        (several threads, CUDA) the clock is the wall clock.
+        one, so the ratio of wall times grew with the load (speedups of 9.4 to 86 in one run at load 19). Otherwise
+        (several threads, CUDA, or a thread clock coarser than 1 µs) the clock is the wall clock.
 
         Returns, per name: ``latency_ms_per_sample`` (median), ``latency_q1_ms`` / ``latency_q3_ms`` (quartiles of
         the per-sample time over rounds), ``latency_batch_size``, ``latency_rounds``, ``latency_threads``,
@@ -429,7 +431,7 @@ class Runner:
         times: dict[str, list[float]] = {k: [] for k in keys}
         with torch_threads(threads):
             used_threads = torch.get_num_threads()
-            on_cpu = used_threads == 1 and all(d.type == "cpu" for d in devices.values())
+            on_cpu = used_threads == 1 and all(d.type == "cpu" for d in devices.values()) and FINE_THREAD_CLOCK
             clock = time.thread_time if on_cpu else time.perf_counter
             for k in keys:  # warm-up, and how many calls make one block
                 for _ in range(max(1, warmup)):
