@@ -12,7 +12,7 @@ from uqcompress.compress import SCHEMES, CompressContext, compress, target_devic
 from uqcompress.data import Split
 from uqcompress.models.base import ModelBundle
 from uqcompress.models.small_cnn import SmallCNN
-from uqcompress.runner import Runner, device_name, resolve_device
+from uqcompress.runner import FINE_THREAD_CLOCK, Runner, device_name, resolve_device
 
 X = torch.rand(20, 1, 14, 14, generator=torch.Generator().manual_seed(0))
 
@@ -137,11 +137,94 @@ def test_latency_interleaves_rounds_and_rotates_the_order():
     assert all(n == 8 for _, n in calls), "the same batch for every model"
 
 
+class ThreadProbe(nn.Module):
+    """Records torch's CPU thread count at every call."""
+
+    def __init__(self, seen: list) -> None:
+        super().__init__()
+        self.lin = nn.Linear(1, 2)
+        self.seen = seen
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(torch.get_num_threads())
+        return self.lin(x)
+
+
+@pytest.mark.skipif(not FINE_THREAD_CLOCK, reason="the thread clock of this OS is too coarse; wall clock used")
+@pytest.mark.parametrize("threads", [1, None])
+def test_latency_runs_on_the_threads_asked_and_restores_the_count(threads):
+    """``threads=1`` (the default) times every model on one thread, ``None`` on the run's setting; either way the
+    count the caller had comes back, read from torch inside the models' forward passes."""
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen: list = []
+        bundles = {k: ModelBundle(ThreadProbe(seen), k, k, "tensor", 2) for k in ("a", "b")}
+        out = Runner(progress=False).latency(bundles, torch.zeros(8, 1), batch_size=4, repeats=3, warmup=1,
+                                             min_block_s=0.0, threads=threads)
+        want = 1 if threads else 2
+        assert seen and set(seen) == {want}
+        assert all(v["latency_threads"] == want for v in out.values())
+        assert all(v["latency_clock"] == ("thread_cpu" if threads else "wall") for v in out.values())
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(original)
+
+
+class Sleeper(nn.Module):
+    """Waits 20 ms per call without using the CPU (as a call preempted by another process would)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        time.sleep(0.02)
+        return torch.stack([x[:, 0], -x[:, 0]], 1)
+
+
+@pytest.mark.skipif(not FINE_THREAD_CLOCK, reason="the thread clock of this OS is too coarse; wall clock used")
+def test_latency_on_one_cpu_thread_counts_the_threads_cpu_time_not_waiting():
+    """Reference: ``time.sleep`` costs wall time and no CPU time. On one thread the clock is the thread's CPU time, so
+    20 ms of waiting per call is not counted; with the wall clock (threads=None on 2 threads) it is."""
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        b = {"s": ModelBundle(Sleeper(), "s", "s", "tensor", 2)}
+        cpu = Runner(progress=False).latency(b, torch.zeros(4, 1), batch_size=4, repeats=3, warmup=1)["s"]
+        wall = Runner(progress=False).latency(b, torch.zeros(4, 1), batch_size=4, repeats=3, warmup=1,
+                                              threads=None)["s"]
+    finally:
+        torch.set_num_threads(original)
+    assert cpu["latency_clock"] == "thread_cpu" and wall["latency_clock"] == "wall"
+    assert wall["latency_ms_per_sample"] >= 20 / 4  # 20 ms per call of 4 samples
+    assert cpu["latency_ms_per_sample"] < 1.0  # the sleep is not counted (a few µs of Python per call remain)
+
+
+def test_one_batch_of_a_tensor_runs_as_the_batch_loop_does(cnn):
+    """A tensor that fits one batch (a deployed predictor's call) skips the batch loop: the module's own logits (the
+    loop's, up to the kernels' batch-size rounding), under inference mode, float32 on the CPU; an empty one is still
+    the one-line error."""
+    seen: list = []
+    hook = cnn.module.register_forward_pre_hook(lambda *a: seen.append(torch.is_inference_mode_enabled()))
+    try:
+        one = Runner(batch_size=64, progress=False).logits(cnn, X[:5], split="predict")
+        loop = Runner(batch_size=2, progress=False).logits(cnn, X[:5], split="predict")
+    finally:
+        hook.remove()
+    assert seen == [True] * 4  # one call, then three batches
+    with torch.inference_mode():
+        assert torch.equal(one, cnn.module(X[:5]))
+    torch.testing.assert_close(one, loop)
+    assert one.dtype == torch.float32 and one.device.type == "cpu"
+    with pytest.raises(ValueError, match="split 'predict' is empty"):
+        Runner(progress=False).logits(cnn, X[:0], split="predict")
+
+
 def test_latency_warns_when_rounds_spread(caplog, monkeypatch):
     import uqcompress.runner as runner_mod
 
     ticks = iter([0.0, 1.0] * 2 + [0.0, 1.0, 0.0, 10.0] * 10)  # warm-up, then alternating 1 s / 10 s blocks
     monkeypatch.setattr(runner_mod.time, "perf_counter", lambda: next(ticks))
+    monkeypatch.setattr(runner_mod.time, "thread_time", lambda: next(ticks))  # the clock of one CPU thread
     b = ModelBundle(nn.Linear(1, 2), "lin", "l", "tensor", 2)
     with caplog.at_level(logging.WARNING, logger="uqcompress.runner"):
         Runner(progress=False).latency({"a": b}, torch.zeros(4, 1), repeats=10, warmup=1, min_block_s=0.0)

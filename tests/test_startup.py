@@ -97,3 +97,45 @@ def test_embedded_default_job_logs_its_start_up_and_imports_only_what_it_needs(t
     cold, warm = [e for e in rows if e["event"] == "startup"]
     assert cold["jobs_before"] == warm["jobs_before"] == 0 and warm["process_s"] > warm["job_s"] > 0
     assert [e["kind"] for e in rows if e["event"] == "compute" and e["pid"] == warm["pid"]] == []  # warm: all hits
+
+
+def _imports(r: subprocess.CompletedProcess) -> set[str]:
+    return {line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+
+
+def _banned(imported: set[str], banned: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in imported if m in banned or m.startswith(tuple(f"{b}." for b in banned)))
+
+
+#: what a stored-outputs report (outputs=arrays, plots=false) never imports: no model is built, loaded or saved,
+#: and its softmax is numpy's (scipy cost 0.2 s of its start-up)
+STORED_NEVER = NEVER + ("scipy", "sklearn", "torch._dynamo", "uqcompress.predictor", "uqcompress.models.train")
+
+
+def test_stored_outputs_report_imports_no_model_side(tmp_path):
+    """``python -X importtime -m uqcompress outputs=arrays`` over two small .npz files, and ``import
+    uqcompress.pipeline`` alone: a model run reaches its first inference without pandas (the predictions table
+    imports it later)."""
+    import os
+
+    import numpy as np
+
+    root = Path(__file__).resolve().parents[1]
+    rng = np.random.default_rng(0)
+    z, y = rng.normal(size=(200, 4)), rng.integers(0, 4, 200)
+    np.savez(tmp_path / "b.npz", logits=z, labels=y)
+    np.savez(tmp_path / "c.npz", logits=z + rng.normal(size=z.shape) * 0.3, labels=y)
+    env = {**os.environ, "PYTHONPATH": str(root), "UQCOMPRESS_CACHE": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "uqcompress", "outputs=arrays",
+                        f"outputs.baseline={tmp_path / 'b.npz'}", f"outputs.compressed={tmp_path / 'c.npz'}",
+                        "plots=false", "progress=false", "bootstrap=0", f"hydra.run.dir={tmp_path / 'run'}"],
+                       cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "run" / "results.json").is_file()
+    imported = _imports(r)
+    assert len(imported) > 100 and "torch" in imported  # the import log was read
+    assert not _banned(imported, STORED_NEVER), _banned(imported, STORED_NEVER)[:10]
+    r = subprocess.run([sys.executable, "-X", "importtime", "-c", "import uqcompress.pipeline"], cwd=root, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "uqcompress.pipeline" in _imports(r)
+    assert not _banned(_imports(r), STORED_NEVER + ("pandas",))

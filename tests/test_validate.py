@@ -88,6 +88,7 @@ def test_all_problems_in_one_line():
                                                             "temperature (did you mean uncertainty.temperature?)"),
     ({"selector": {"name": "risk", "target": 1.0}}, "selector.target=1.0 must be a selective risk in [0, 1)"),
     ({"deploy": {"export": None, "model": "both"}}, "deploy.model='both' is not one of: compressed, baseline"),
+    ({"latency": {"threads": 0}}, "latency.threads=0 must be a whole number >= 1, or null for all"),
     ({"data": {"name": "trec"}, "ood": {"name": "animal_mnist"}},
      "ood=animal_mnist is image but data=trec is text; use ood=none or a text OOD set (ood=csv, ood=rotten_tomatoes, "
      "ood=sms_spam)"),

@@ -10,7 +10,6 @@ Example (Python, no Hydra):
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from uqcompress.models.base import ModelBundle
 from uqcompress.outputs.base import StoredOutputs
 from uqcompress.progress import set_progress
 from uqcompress.report.provenance import config_facts
-from uqcompress.runner import Runner, device_name, resolve_device
+from uqcompress.runner import Runner, device_name, resolve_device, torch_threads
 from uqcompress.selection import build_selector
 from uqcompress.uncertainty import build_scorer
 from uqcompress.uncertainty.base import Outputs
@@ -49,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "uncertainty": {"name": "msp"},
     "selector": {"name": "coverage", "target": 0.9},
     "ood": {"name": "none"},
-    "latency": {"batch_size": 32, "repeats": 10, "warmup": 2},
+    "latency": {"batch_size": 32, "repeats": 10, "warmup": 2, "threads": 1},
     "deploy": {"export": None, "model": "compressed", "fallback": None},
     "bootstrap": 1000,
 }
@@ -355,18 +354,6 @@ def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataB
 SMALL_OUTPUTS = 1 << 22
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    old = torch.get_num_threads()
-    if n != old:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != old:
-            torch.set_num_threads(old)
-
-
 def evaluate_stored(stored: StoredOutputs, cfg: dict) -> RunResult:
     """Score, select and measure stored outputs of a baseline and a compressed model (``outputs=lm_eval | arrays``,
     :func:`uqcompress.evaluate_outputs`) with the same functions as models uqcompress runs itself, plus the
@@ -379,7 +366,7 @@ def evaluate_stored(stored: StoredOutputs, cfg: dict) -> RunResult:
     check_needs(cfg, stored.facts.get("outputs.source", "arrays"))
     scorers = [build_scoring(cfg) for _ in range(2)]  # fresh ones per model: scorers and selectors learn
     size = sum(o.logits.numel() for o in stored.baseline.values())
-    with _torch_threads(1 if size < SMALL_OUTPUTS else torch.get_num_threads()):
+    with torch_threads(1 if size < SMALL_OUTPUTS else torch.get_num_threads()):
         base = score_outputs(stored.baseline, *scorers[0])
         comp = score_outputs(stored.compressed, *scorers[1], reference={k: p.argmax(-1) for k, p in base.probs.items()})
         metrics = run_metrics(base, comp, cfg)
@@ -428,12 +415,12 @@ def start_run(cfg: dict) -> Runner:
 
 def run_config(cfg: dict) -> RunResult:
     """The whole run from a plain config dict (what the Hydra app passes, resolved)."""
-    from uqcompress.predictor import check_exportable
-
     cfg = _merge(DEFAULTS, cfg)
     validate_config(cfg)  # every option, range and modality, before any data or model work (uqcompress.validate)
     if (cfg.get("outputs") or {}).get("name", "none") != "none":
         return run_outputs(cfg)
+    from uqcompress.predictor import check_exportable  # here: a stored-outputs run never imports the predictor
+
     check_exportable(cfg)  # a deploy.export that could not be loaded back is refused before any work
     runner = start_run(cfg)
     device = runner.device

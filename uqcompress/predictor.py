@@ -136,7 +136,7 @@ class SelectivePredictor(nn.Module):
         accepted = self.selector.accept(conf, out)
         labels = probs.argmax(-1)
         if self.fallback is None:
-            labels.masked_fill_(~accepted, -1)
+            labels = torch.where(accepted, labels, -1)
         else:
             deferred = (~accepted).nonzero().squeeze(1)
             if len(deferred):  # the baseline answers only what the compressed model defers

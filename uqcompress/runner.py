@@ -49,6 +49,8 @@ from uqcompress.progress import progress_bar
 log = logging.getLogger(__name__)
 
 ALL_DEVICES = ("cpu", "cuda")
+#: the thread's CPU clock times latency on one thread only where it resolves tiny models (Linux, macOS: ns)
+FINE_THREAD_CLOCK = time.get_clock_info("thread_time").resolution <= 1e-6
 NEEDS = ("mc", "features", "reference")  # what a scorer / selector may ask for beyond logits
 
 
@@ -137,6 +139,27 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's CPU thread count set to ``n`` (None: unchanged) inside the block, the previous count restored after.
+
+    >>> old = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == old
+    True
+    """
+    old = torch.get_num_threads()
+    if n is not None and int(n) != old:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != old:
+            torch.set_num_threads(old)
+
+
 def _rows(inputs: Any) -> int:
     if isinstance(inputs, dict):
         return len(next(iter(inputs.values())))
@@ -175,15 +198,16 @@ class Runner:
         return bundle
 
     # ---- the batch loop -----------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _mode(self, bundle: ModelBundle, grad_free: Callable[[], Any] = torch.inference_mode) -> Iterator[None]:
+    def _mode(self, bundle: ModelBundle, grad_free: Callable[[], Any] = torch.inference_mode) -> Any:
+        """The grad-free context of a pass, with ``torch.autocast`` when the bundle's scheme asks for it (a plain
+        ``inference_mode`` otherwise: a deployed predictor enters it on every call)."""
         dtype = bundle.info.get("autocast")
-        with grad_free():
-            if dtype:
-                with torch.autocast(module_device(bundle.module).type, dtype=getattr(torch, dtype)):
-                    yield
-            else:
-                yield
+        if not dtype:
+            return grad_free()
+        stack = contextlib.ExitStack()
+        stack.enter_context(grad_free())
+        stack.enter_context(torch.autocast(module_device(bundle.module).type, dtype=getattr(torch, dtype)))
+        return stack
 
     def _map(self, bundle: ModelBundle, x: Any, step: Callable[[Any, int], tuple[torch.Tensor, ...]], *,
              split: str, what: str, dims: tuple[int, ...] = (0,), batch_size: int | None = None,
@@ -196,9 +220,13 @@ class Runner:
         if startup.pending():
             startup.first_inference(f"{bundle.label} {what} {split}")
         bs = int(batch_size or self.batch_size)
+        device = module_device(bundle.module)
+        if n <= bs and isinstance(x, torch.Tensor):  # one batch of a tensor (a deployed predictor's call): no loop
+            with self._mode(bundle, grad_free):
+                outs = step(to_device(bundle.prepare(x), device), n)
+                return tuple(dequant(o).float().cpu() for o in outs)
         order = length_order(bundle, x)
         xs = [x[i] for i in order] if order is not None else x
-        device = module_device(bundle.module)
         parts: list[list[torch.Tensor]] = [[] for _ in dims]
         bar = progress_bar(total=n, desc=f"{bundle.label}:{what} {split}") if self.progress and n > bs \
             else contextlib.nullcontext()
@@ -357,16 +385,28 @@ class Runner:
 
     # ---- latency ------------------------------------------------------------------------------------------------
     def latency(self, bundles: dict[str, ModelBundle], x: Any, *, batch_size: int = 32, repeats: int = 10,
-                warmup: int = 2, min_block_s: float = 0.005) -> dict[str, dict[str, float]]:
+                warmup: int = 2, threads: int | None = 1, min_block_s: float = 0.005) -> dict[str, dict[str, float]]:
         """Per-sample latency of every bundle, timed in the same interleaved rounds on the same inputs.
 
         Each round runs one timed block per model, the order rotated every round so no model always goes first; a
         block repeats the batch enough times to last ``min_block_s`` (timer resolution on tiny models), with
         ``torch.cuda.synchronize`` around it on CUDA. Load from other processes hits every model alike, so the
-        ratio between them is meaningful; a log line warns when the machine is busy or the rounds spread widely.
+        ratio between them is meaningful; a log line warns when the rounds spread widely, or when the machine is
+        busy and the clock is the wall clock.
+
+        ``threads``: torch CPU threads while timing (default 1; None = the run's setting), the previous count restored
+        after. One thread per timed model keeps the ratio stable on a shared machine: with every core, one busy core
+        stalls each parallel op of the float model at its slowest thread (2 cores, one busy: 484 ms per batch on 2
+        threads against 51 ms on 1), so the speedup measured the load, not the models (``scripts/bench_latency.py``).
+        With one thread and every model on the CPU, the clock is the timing thread's CPU time (the thread runs every
+        op itself): what a call costs on a core of its own, which is its wall time on an idle machine. Wall time on a
+        busy one also counts the time slices other processes took, and a long call loses more of them than a short
+        one, so the ratio of wall times grew with the load (speedups of 9.4 to 86 in one run at load 19). Otherwise
+        (several threads, CUDA, or a thread clock coarser than 1 µs) the clock is the wall clock.
 
         Returns, per name: ``latency_ms_per_sample`` (median), ``latency_q1_ms`` / ``latency_q3_ms`` (quartiles of
-        the per-sample time over rounds), ``latency_batch_size``, ``latency_rounds``, ``latency_threads``.
+        the per-sample time over rounds), ``latency_batch_size``, ``latency_rounds``, ``latency_threads``,
+        ``latency_clock`` (``thread_cpu`` | ``wall``).
         """
         batch = x[:batch_size]
         n = len(batch)
@@ -380,34 +420,40 @@ class Runner:
         def once(k: str, number: int) -> float:
             with self._mode(bundles[k]):  # per model: one model's autocast must not touch the other
                 _sync(devices[k])
-                t0 = time.perf_counter()
+                t0 = clock()
                 for _ in range(number):
                     call_module(modules[k], inputs[k])
                 _sync(devices[k])
-                return time.perf_counter() - t0
+                return clock() - t0
 
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
         numbers: dict[str, int] = {}
         times: dict[str, list[float]] = {k: [] for k in keys}
-        for k in keys:  # warm-up, and how many calls make one block
-            for _ in range(max(1, warmup)):
-                dt = once(k, 1)
-            numbers[k] = max(1, int(min_block_s / max(dt, 1e-6)))
-        for i in range(repeats):
-            for k in keys[i % len(keys):] + keys[: i % len(keys)]:
-                times[k].append(once(k, numbers[k]) / numbers[k])
+        with torch_threads(threads):
+            used_threads = torch.get_num_threads()
+            on_cpu = used_threads == 1 and all(d.type == "cpu" for d in devices.values()) and FINE_THREAD_CLOCK
+            clock = time.thread_time if on_cpu else time.perf_counter
+            for k in keys:  # warm-up, and how many calls make one block
+                for _ in range(max(1, warmup)):
+                    dt = once(k, 1)
+                numbers[k] = max(1, int(min_block_s / max(dt, 1e-6)))
+            for i in range(repeats):
+                for k in keys[i % len(keys):] + keys[: i % len(keys)]:
+                    times[k].append(once(k, numbers[k]) / numbers[k])
         out: dict[str, dict[str, float]] = {}
         for k in keys:
             ms = sorted(1000.0 * t / n for t in times[k])
             q = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
             out[k] = {"latency_ms_per_sample": statistics.median(ms), "latency_q1_ms": q[0], "latency_q3_ms": q[2],
-                      "latency_batch_size": n, "latency_rounds": len(ms), "latency_threads": torch.get_num_threads()}
+                      "latency_batch_size": n, "latency_rounds": len(ms), "latency_threads": used_threads,
+                      "latency_clock": "thread_cpu" if on_cpu else "wall"}
         cores = os.cpu_count() or 1
         spread = max((v["latency_q3_ms"] - v["latency_q1_ms"]) / v["latency_ms_per_sample"] for v in out.values())
-        if load > cores - 0.5 or spread > 0.25:
+        if (load > cores - 0.5 and not on_cpu) or spread > 0.25:  # the thread's CPU clock does not count the load
             log.warning("latency may be unreliable: load average %.1f on %d cores, rounds spread up to %.0f%% "
                         "(interquartile range / median)", load, cores, 100 * spread)
         return out
 
 
-__all__ = ["Runner", "check_finite", "dequant", "device_name", "length_order", "resolve_device", "to_device"]
+__all__ = ["Runner", "check_finite", "dequant", "device_name", "length_order", "resolve_device", "to_device",
+           "torch_threads"]

@@ -97,7 +97,8 @@ TOP_LEVEL_CHECKS: dict[str, Callable[[Any, str], None]] = {
     "seed": _int_at_least(0), "device": _device, "limit": count, "batch_size": count, "threads": count,
     "progress": flag, "resume": flag, "plots": flag, "cache_dir": _optional_str,
 }
-LATENCY_CHECKS = {"batch_size": _int_at_least(1), "repeats": _int_at_least(1), "warmup": _int_at_least(0)}
+LATENCY_CHECKS = {"batch_size": _int_at_least(1), "repeats": _int_at_least(1), "warmup": _int_at_least(0),
+                  "threads": count}
 
 
 def _top_level(cfg: dict) -> list[str]:

@@ -18,15 +18,17 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
 from uqcompress.data.base import stratified_split
 from uqcompress.metrics import _validate as V
 from uqcompress.uncertainty.base import Outputs
+
+if TYPE_CHECKING:  # only the readers that build row tables import pandas: a model run does not need it to start
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 

@@ -87,8 +87,8 @@ class Scorer:
 
     def probs(self, out: Outputs | torch.Tensor) -> torch.Tensor:
         """Predictive class probabilities (N, K), float64."""
-        out = as_outputs(out)
-        return torch.softmax(out.logits.double() / self.temperature, dim=-1)
+        z = as_outputs(out).logits.double()
+        return torch.softmax(z / self.temperature if self.temperature != 1.0 else z, dim=-1)  # z / 1.0 == z exactly
 
     def confidence(self, out: Outputs, probs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -24,7 +24,7 @@ class MaxSoftmax(Scorer):
     name = "msp"
 
     def confidence(self, out: Outputs, probs: torch.Tensor) -> torch.Tensor:
-        return probs.max(dim=-1).values
+        return probs.amax(dim=-1)  # = max(dim=-1).values, without the indices
 
 
 @SCORERS.register("entropy")
