@@ -11,8 +11,10 @@ import hydra
 from omegaconf import DictConfig
 
 from uqcompress._compat import install_shim
+from uqcompress.help import register as register_help
 
 install_shim()  # before anything imports torchvision
+register_help()  # ${uqcompress_help:}: --help built from the YAMLs' comments, tune.* and budget.* included
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="tune")
