@@ -257,19 +257,20 @@ def _log_file_faults_once() -> None:
 SWEEP: dict[str, Any] = {}
 
 
-def failed_jobs(sweep_dir: Path, since: float) -> tuple[list[Path], int]:
+def failed_jobs(sweep_dir: Path, since: float, done: str | None = None) -> tuple[list[Path], int]:
     """(job folders under ``sweep_dir`` started at or after ``since`` that failed, number of such jobs).
 
     Every job of a sweep, resumed ones included, rewrites its ``.hydra/overrides.yaml`` when it starts. A job failed
-    when it has no results.json, or a failed.json (written after its results: e.g. ``objective.metric`` is not in
-    them).
+    when it has no ``done`` file (results.json; tune.json for ``python -m uqcompress.tune``), or a failed.json
+    (written after its results: e.g. ``objective.metric`` is not in them).
     """
     from uqcompress.report.results import RESULTS
 
+    done = done or RESULTS
     floor = math.floor(since)  # file systems with 1 s timestamps
     jobs = sorted(p.parent.parent for p in Path(sweep_dir).glob("**/.hydra/overrides.yaml")
                   if p.stat().st_mtime >= floor)
-    return [j for j in jobs if not (j / RESULTS).is_file() or (j / FAILED).is_file()], len(jobs)
+    return [j for j in jobs if not (j / done).is_file() or (j / FAILED).is_file()], len(jobs)
 
 
 class SweepStatus(Callback):
@@ -316,7 +317,8 @@ class SweepStatus(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        failed, total = failed_jobs(sweep_dir, self.start)
+        done = "tune.json" if "tune" in config else None  # a tune job's finished file (uqcompress.tune.report)
+        failed, total = failed_jobs(sweep_dir, self.start, done)
         SWEEP.update(dir=sweep_dir, failed=failed, total=total)
 
 

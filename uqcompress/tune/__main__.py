@@ -60,6 +60,12 @@ def main() -> None:
         print(f"uqcompress.tune: error: {msg}", file=sys.stderr)
         sys.exit(2)
     app()
+    from uqcompress.app import sweep_failure_line
+
+    line = sweep_failure_line()  # a sweep with failed jobs exits 1, as python -m uqcompress's
+    if line:
+        print(line.replace("uqcompress:", "uqcompress.tune:", 1), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
