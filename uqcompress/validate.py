@@ -303,6 +303,16 @@ def calibration_warnings(selector_cfg: dict, n_calibration: int) -> list[str]:
             f"test coverage / risk may be far from the target"]
 
 
+def warn_small_calibration(selector_cfg: dict, n_calibration: int) -> None:
+    """Warn (:class:`CalibrationWarning`, one line each) with :func:`calibration_warnings`: the one check every door
+    that fits a selector goes through (models the pipeline runs, ``uqcompress.evaluate``, stored outputs and
+    ``uqcompress.evaluate_outputs``)."""
+    import warnings
+
+    for msg in calibration_warnings(dict(selector_cfg), int(n_calibration)):
+        warnings.warn(msg, CalibrationWarning, stacklevel=3)
+
+
 # ---- helpers -----------------------------------------------------------------------------------------------------
 def _run_checks(opts: dict, checks: dict, prefix: str) -> list[str]:
     problems = []
@@ -337,4 +347,4 @@ def _with_hint(group: str, msg: str) -> str:
 
 
 __all__ = ["CalibrationWarning", "ConfigError", "GROUPS", "calibration_warnings", "top_level_keys", "validate_config",
-           "validate_group"]
+           "validate_group", "warn_small_calibration"]
