@@ -88,25 +88,26 @@ def compose(overrides: tuple[str, ...]) -> dict:
 def pooled_predictions(study: Study) -> dict:
     """Logits of both models, labels and split of calibration + test, and latencies (cached).
 
-    Latencies: ms per test sample of baseline and compressed model on one CPU thread, timed *interleaved*, best of
-    15 rounds (:func:`uqcompress.measure.compare_latency`): a per-core cost that load from other processes distorts
+    Latencies: ms per test sample of baseline and compressed model on one CPU thread, timed *interleaved*, median of
+    15 rounds (:meth:`uqcompress.runner.Runner.latency`): a per-core cost that load from other processes distorts
     least (on a loaded 2-core machine, 2 threads made EfficientNet-Lite0 2.2x (fp32) and 4.1x (int8) slower than one).
     """
     cfg = compose(study.overrides)
     key = fingerprint("guarantee-study-v3", {k: v for k, v in cfg.items() if k not in ("progress", "plots")})
 
     def run() -> dict:
-        from uqcompress.measure import compare_latency
         from uqcompress.pipeline import load_data, run_config
+        from uqcompress.runner import Runner, resolve_device
 
         res = run_config(cfg)
         lat = {**cfg["latency"], **dict(cfg["model"].get("latency") or {})}
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            ms = compare_latency({"base": res.baseline.bundle, "comp": res.compressed.bundle},
-                                 load_data(cfg)[0]["test"].x, batch_size=lat["batch_size"], repeats=15, warmup=3,
-                                 stat="min")
+            runner = Runner(resolve_device(cfg["device"]), lat["batch_size"], False)
+            timed = runner.latency({"base": res.baseline.bundle, "comp": res.compressed.bundle},
+                                   load_data(cfg)[0]["test"].x, batch_size=lat["batch_size"], repeats=15, warmup=3)
+            ms = {k: v["latency_ms_per_sample"] for k, v in timed.items()}
         finally:
             torch.set_num_threads(threads)
         out = {}

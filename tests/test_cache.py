@@ -81,7 +81,7 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
 
 
 @pytest.mark.parametrize("module", ["uqcompress.cache", "uqcompress.app", "uqcompress.report.results",
-                                    "uqcompress.compress._state"])
+                                    "uqcompress.compress._state", "uqcompress.run_files"])
 def test_docstring_examples(module, tmp_cache):
     """The runnable examples (``cached``'s interface among them) are correct."""
     import doctest

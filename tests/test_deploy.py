@@ -15,7 +15,7 @@ from uqcompress.compress import SCHEMES, CompressContext, compress
 from uqcompress.data.base import DataBundle, Split
 from uqcompress.models import MODELS, BuildContext, build_model
 from uqcompress.models.small_cnn import SmallCNN
-from uqcompress.predictor import SelectivePredictor, check_exportable
+from uqcompress.predictor import SelectivePredictor, check_exportable, payload_digest
 from uqcompress.runner import Runner
 from uqcompress.selection import build_selector
 from uqcompress.uncertainty import build_scorer
@@ -162,6 +162,11 @@ def test_malformed_payloads_are_one_line(saved, tmp_path, break_it, why):
     obj = torch.load(path, weights_only=True)
     break_it(obj)
     bad = tmp_path / "bad.pt"
+    torch.save(obj, bad)
+    with pytest.raises(ValueError) as e:  # changed after save: its digest no longer matches
+        SelectivePredictor.load(bad)
+    assert str(e.value).startswith(f"{bad} is corrupt: its content does not match the sha256 digest")
+    obj["digest"] = payload_digest(obj)  # written malformed, with a matching digest: the payload checks still hold
     torch.save(obj, bad)
     with pytest.raises(ValueError) as e:
         SelectivePredictor.load(bad)

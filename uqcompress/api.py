@@ -278,11 +278,10 @@ def evaluate(
     cal = splits["calibration"]
     cfg = _merge(DEFAULTS, {**options, "uncertainty": _cfg(uncertainty, DEFAULTS["uncertainty"]),
                             "selector": _cfg(selector, DEFAULTS["selector"])})
-    from uqcompress.validate import CalibrationWarning, calibration_warnings, validate_config
+    from uqcompress.validate import validate_config, warn_small_calibration
 
     validate_config(cfg)  # options, ranges, scorer and selector, before the model is compressed
-    for msg in calibration_warnings(cfg["selector"], len(cal)):
-        warnings.warn(msg, CalibrationWarning, stacklevel=2)
+    warn_small_calibration(cfg["selector"], len(cal))
     runner = Runner(cfg["device"], int(cfg.get("batch_size") or 256), cfg["progress"])
     base = runner.place(bundle_from_module(_on(model, runner.device), cal, prepare, runner=runner))
     data = DataBundle("user_data", _modality(cal.x), base.num_classes, splits)
@@ -409,8 +408,11 @@ def evaluate_outputs(
     stored = from_arrays(b, c, y, split=names, fractions=splits, seed=seed, rows=pd.DataFrame({"row": rows}))
     stored.facts["outputs.source"] = "arrays"
     cfg = {"uncertainty": _cfg(uncertainty, DEFAULTS["uncertainty"]), "selector": _cfg(selector, DEFAULTS["selector"])}
+    from uqcompress.validate import CalibrationWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
+        warnings.simplefilter("default", category=CalibrationWarning)  # too few calibration rows: the caller's to see
         run = evaluate_stored(stored, cfg)
     return EvalResult(run.metrics, run.predictions, run)
 

@@ -2,7 +2,9 @@
 
 Resume is bound to the config. ``results.json`` records ``run.fingerprint``, a hash of the resolved config (without
 the keys in :data:`NON_RESULT_KEYS`, which never change a number) and the uqcompress version. With ``resume=true``
-(the default) a run directory whose ``results.json`` has the same fingerprint is skipped. Otherwise:
+(the default) a run directory whose ``results.json`` has the same fingerprint is skipped, unless a file the config
+names changed since (``run.inputs``) or its ``deploy.export`` file is missing or replaced (``run.export``): then it is
+recomputed, the old results kept as ``results.previous.json`` (:mod:`uqcompress.run_files`). Otherwise:
 
 - in a sweep (``--multirun``), results of another config, of an older uqcompress, or an unreadable (truncated) file
   are set aside as ``results.previous.json`` with one warning, and the job is recomputed;
@@ -78,7 +80,7 @@ class _Refused(Exception):
     """A single run that must not touch its folder (it holds another config's results)."""
 
 
-def _resume(out_dir: Path, fp: str, multirun: bool) -> dict[str, Any] | None:
+def _resume(out_dir: Path, fp: str, multirun: bool, conf: dict) -> dict[str, Any] | None:
     """The results to resume from, or None to compute; sets aside results that are stale or unreadable."""
     from uqcompress.report.results import FINGERPRINT, RESULTS, UnreadableResults, read_results
 
@@ -92,8 +94,15 @@ def _resume(out_dir: Path, fp: str, multirun: bool) -> dict[str, Any] | None:
         return None
     have = done.get(FINGERPRINT)
     if have == fp:
-        log.info("resume: %s already has results; skipping (resume=false to recompute)", out_dir)
-        return done
+        from uqcompress.run_files import changed_inputs, export_problem
+
+        why = changed_inputs(done.get("run.inputs"), conf) or export_problem(done.get("run.export"), conf)
+        if why is None:
+            log.info("resume: %s already has results; skipping (resume=false to recompute)", out_dir)
+            return done
+        log.warning("resume: %s has results of this config, but %s; recomputing (old results kept as %s)", out_dir,
+                    why, PREVIOUS)
+        return None
     what = (f"results of another config (fingerprint {have}, this run {fp})" if isinstance(have, str)
             else "results without a config fingerprint (an older uqcompress)")
     if not multirun:
@@ -128,7 +137,7 @@ def run_job(cfg: DictConfig) -> float | None:
     try:
         metric, _ = objective_settings(conf)
         if conf.get("resume", True):
-            done = _resume(out_dir, fp, multirun)
+            done = _resume(out_dir, fp, multirun, conf)
             if done is not None:
                 (out_dir / FAILED).unlink(missing_ok=True)
                 return objective_value(done, metric)
@@ -186,7 +195,10 @@ def _run(conf: dict, out_dir: Path, fp: str) -> dict[str, Any]:
     from uqcompress.report.results import write_results
     from uqcompress.report.table import render
 
+    from uqcompress.run_files import export_record, snapshot
+
     started = time.time()
+    inputs = snapshot(conf)  # before reading them: a file changed during the run shows at the next resume
     result = run_config(conf)
     if conf.get("plots", True):
         from uqcompress.report.plots import plot_run
@@ -197,7 +209,8 @@ def _run(conf: dict, out_dir: Path, fp: str) -> dict[str, Any]:
 
     result.metrics.update(run_facts(started, time.time(), hydra_overrides()))
     path = write_results(out_dir, result.metrics, result.predictions,
-                         run={"fingerprint": fp, "uqcompress_version": __version__})
+                         run={"fingerprint": fp, "uqcompress_version": __version__, "inputs": inputs,
+                              "export": export_record(conf)})
     from uqcompress.report.html import write_run_report
 
     write_run_report(out_dir, result)  # thumbnails.json (image inputs) + the run's report.html
@@ -257,19 +270,20 @@ def _log_file_faults_once() -> None:
 SWEEP: dict[str, Any] = {}
 
 
-def failed_jobs(sweep_dir: Path, since: float) -> tuple[list[Path], int]:
+def failed_jobs(sweep_dir: Path, since: float, done: str | None = None) -> tuple[list[Path], int]:
     """(job folders under ``sweep_dir`` started at or after ``since`` that failed, number of such jobs).
 
     Every job of a sweep, resumed ones included, rewrites its ``.hydra/overrides.yaml`` when it starts. A job failed
-    when it has no results.json, or a failed.json (written after its results: e.g. ``objective.metric`` is not in
-    them).
+    when it has no ``done`` file (results.json; tune.json for ``python -m uqcompress.tune``), or a failed.json
+    (written after its results: e.g. ``objective.metric`` is not in them).
     """
     from uqcompress.report.results import RESULTS
 
+    done = done or RESULTS
     floor = math.floor(since)  # file systems with 1 s timestamps
     jobs = sorted(p.parent.parent for p in Path(sweep_dir).glob("**/.hydra/overrides.yaml")
                   if p.stat().st_mtime >= floor)
-    return [j for j in jobs if not (j / RESULTS).is_file() or (j / FAILED).is_file()], len(jobs)
+    return [j for j in jobs if not (j / done).is_file() or (j / FAILED).is_file()], len(jobs)
 
 
 class SweepStatus(Callback):
@@ -316,7 +330,8 @@ class SweepStatus(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
-        failed, total = failed_jobs(sweep_dir, self.start)
+        done = "tune.json" if "tune" in config else None  # a tune job's finished file (uqcompress.tune.report)
+        failed, total = failed_jobs(sweep_dir, self.start, done)
         SWEEP.update(dir=sweep_dir, failed=failed, total=total)
 
 

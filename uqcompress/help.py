@@ -164,6 +164,10 @@ def help_text(cfg: Any = None, choices: dict[str, str] | None = None, width: int
     settings = [(f"{k}={_value(_get(cfg, k))}" if cfg is not None else k, text)
                 for k, text in comments.items() if not k.startswith("defaults.")]
     lines += _rows(settings, width)
+    if cfg is not None and _get(cfg, "tune") is not None:  # python -m uqcompress.tune: its own two groups
+        lines += ["", "== Tune run (python -m uqcompress.tune): tune.KEY=VALUE, budget.KEY=VALUE =="]
+        lines += _rows([(f"{k}={_value(_get(cfg, k))}", text) for k, text in line_comments(CONF / "tune.yaml").items()
+                        if k.split(".")[0] in ("tune", "budget") and "." in k], width)
     chosen = [(g, choices[g]) for g in groups() if choices.get(g) and (CONF / g / f"{choices[g]}.yaml").is_file()]
     if chosen:
         lines += ["", "== Options of the chosen configs: GROUP.OPTION=VALUE =="]

@@ -94,7 +94,7 @@ def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
     target (:func:`~uqcompress.validate.calibration_warnings`).
     """
     from uqcompress.data.base import check_classes
-    from uqcompress.validate import CalibrationWarning, calibration_warnings
+    from uqcompress.validate import warn_small_calibration
 
     data = load_dataset(dict(cfg["data"]), cfg["seed"])
     limit = cfg.get("limit")
@@ -106,8 +106,7 @@ def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
         if limit is None:
             raise
         raise ValueError(f"{e} (limit={limit} keeps at most {limit} samples per split)") from None
-    for msg in calibration_warnings(dict(cfg.get("selector") or DEFAULTS["selector"]), len(data["calibration"])):
-        warnings.warn(msg, CalibrationWarning, stacklevel=2)
+    warn_small_calibration(cfg.get("selector") or DEFAULTS["selector"], len(data["calibration"]))
     ood = None
     ood_cfg = dict(cfg.get("ood") or {"name": "none"})
     if ood_cfg.get("name", "none") != "none":
@@ -361,9 +360,12 @@ def evaluate_stored(stored: StoredOutputs, cfg: dict) -> RunResult:
     No model: no size, latency or device keys."""
     from uqcompress.outputs import check_needs
     from uqcompress.outputs.scopes import scope_metrics
+    from uqcompress.validate import warn_small_calibration
 
     cfg = _merge(DEFAULTS, cfg)
     check_needs(cfg, stored.facts.get("outputs.source", "arrays"))
+    if "calibration" in stored.baseline:  # as for models (load_data): a selector fit on too few questions warns
+        warn_small_calibration(cfg["selector"], len(stored.baseline["calibration"].logits))
     scorers = [build_scoring(cfg) for _ in range(2)]  # fresh ones per model: scorers and selectors learn
     size = sum(o.logits.numel() for o in stored.baseline.values())
     with torch_threads(1 if size < SMALL_OUTPUTS else torch.get_num_threads()):

@@ -3,6 +3,9 @@
 ``predict(x) -> (labels, confidence, accepted)``; the label is -1 where the predictor abstains. ``save(path)`` writes
 one ``torch.save`` file of plain tensors and a JSON config; ``SelectivePredictor.load(path, device=)`` reads it with
 ``torch.load(weights_only=True)`` (no pickled code) and refuses, in one line, files it did not write or cannot read.
+``torch.load`` does not check the zip's CRCs, so a flipped byte in a weight would load as a silently different model:
+the file carries ``digest``, the sha256 of its config and every tensor's bytes (:func:`payload_digest`), computed at
+save and checked at load; the selector's threshold must be a number (NaN would answer nothing).
 Every forward pass goes through a :class:`~uqcompress.runner.Runner` on the predictor's device (``.to(device)``).
 
 How a model comes back without its training data: the file stores the registry model name, its config and the facts
@@ -31,7 +34,9 @@ Example:
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import math
 import logging
 from pathlib import Path
 from typing import Any
@@ -52,8 +57,10 @@ from uqcompress.uncertainty.mc import MCOptions
 log = logging.getLogger(__name__)
 
 FORMAT = "uqcompress.SelectivePredictor"
-VERSION = 2
-READS = (1, 2)  # version 1: no arch facts / files (models whose run config alone rebuilds them)
+VERSION = 3
+READS = (1, 2, 3)  # version 1: no arch facts / files (models whose run config alone rebuilds them); 3: a digest
+#: the payload entries the digest covers (all but the format marker, the version and the digest itself)
+DIGESTED = ("config", "state_dict", "scorer_buffers", "arch_files", "fallback_state_dict")
 
 
 class SelectivePredictor(nn.Module):
@@ -95,8 +102,15 @@ class SelectivePredictor(nn.Module):
     # ---- inference ------------------------------------------------------------------------------------------
     def _inputs(self, x: Any) -> Any:
         """``x`` as the model takes it: image tensors cast to float32 ([0, 1]) and checked against the input shape."""
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(x)
         if len(x) == 0:
             raise ValueError("SelectivePredictor.predict got an empty batch")
+        if self.spec.get("modality") == "image" and not isinstance(x, torch.Tensor):
+            shape = self.spec.get("input_shape")
+            what = f"a list of {type(x[0]).__name__}" if isinstance(x, (list, tuple)) else type(x).__name__
+            raise ValueError(f"this SelectivePredictor holds an image model: it takes a tensor or array of shape "
+                             f"(N, {', '.join(map(str, shape)) if shape else 'C, H, W'}); got {what}")
         if isinstance(x, torch.Tensor):
             if x.dtype == torch.uint8 and self.spec.get("modality") == "image":
                 x = x.float() / 255.0
@@ -199,6 +213,8 @@ class SelectivePredictor(nn.Module):
         }
         if self.fallback is not None:  # a cascade: the baseline's weights (same architecture, no scheme)
             payload["fallback_state_dict"] = _cpu_state(self.fallback_model)
+        _selector_from_state(self.selector.state())  # a threshold load would refuse (NaN) is not written
+        payload["digest"] = payload_digest(payload)
         atomic_torch_save(payload, path)
         return path
 
@@ -220,6 +236,9 @@ class SelectivePredictor(nn.Module):
         if obj.get("version") not in READS:
             raise ValueError(f"{path} is a SelectivePredictor file of version {obj.get('version')}; "
                              f"this uqcompress reads versions {', '.join(map(str, READS))}")
+        if obj["version"] >= 3 and obj.get("digest") != payload_digest(obj):
+            raise ValueError(f"{path} is corrupt: its content does not match the sha256 digest written with it "
+                             "(a changed byte in a weight or in the config); write it again with deploy.export=PATH")
         try:
             pred = cls._from_payload(obj)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
@@ -312,8 +331,59 @@ def _scorer_from_state(state: dict, buffers: dict) -> Scorer:
 def _selector_from_state(state: dict) -> Selector:
     opts = {k: v for k, v in state.items() if k not in ("name", "threshold")}
     selector = build_selector({"name": state["name"], **opts})
-    selector.threshold = float(state["threshold"])
+    threshold = state["threshold"]
+    rule_based = math.isnan(selector.threshold)  # a selector without a threshold (mc_interval) starts at NaN
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or (math.isnan(threshold)
+                                                                                  and not rule_based):
+        raise ValueError(f"selector={state['name']} threshold is {threshold!r}, not a number (it would answer "
+                         "nothing)")
+    selector.threshold = float(threshold)
     return selector
+
+
+def payload_digest(payload: dict) -> str:
+    """sha256 over the :data:`DIGESTED` entries of a predictor file: the config string and, key by key, every
+    tensor's dtype, shape and bytes (quantized tensors: their integers, scales and zero points; tensor subclasses such
+    as torchao's: their inner tensors), so it is the same before ``torch.save`` and after ``torch.load``.
+
+    >>> a = payload_digest({"config": "{}", "state_dict": {"w": torch.ones(2)}})
+    >>> a == payload_digest({"config": "{}", "state_dict": {"w": torch.tensor([1.0, 1.5])}})
+    False
+    """
+    h = hashlib.sha256()
+    for key in DIGESTED:
+        if key in payload:
+            h.update(key.encode())
+            _digest_into(h, payload[key])
+    return h.hexdigest()
+
+
+def _digest_into(h: Any, value: Any) -> None:
+    if isinstance(value, dict):
+        for k in sorted(value, key=str):
+            h.update(b"k" + str(k).encode())
+            _digest_into(h, value[k])
+    elif isinstance(value, (list, tuple)):
+        h.update(f"[{len(value)}".encode())
+        for v in value:
+            _digest_into(h, v)
+    elif isinstance(value, torch.Tensor):
+        h.update(f"t{value.dtype}{tuple(value.shape)}".encode())
+        if type(value) is not torch.Tensor and hasattr(value, "__tensor_flatten__"):  # torchao weights
+            names, _ = value.__tensor_flatten__()
+            for name in names:
+                _digest_into(h, getattr(value, name))
+        elif value.is_quantized:
+            if value.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+                h.update(f"q{value.q_scale()!r}{value.q_zero_point()}".encode())
+            else:
+                _digest_into(h, [value.q_per_channel_scales(), value.q_per_channel_zero_points()])
+                h.update(f"a{value.q_per_channel_axis()}".encode())
+            _digest_into(h, value.int_repr())
+        else:
+            h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    else:
+        h.update(repr(value).encode())
 
 
 def deploy_problems(deploy: dict) -> list[str]:

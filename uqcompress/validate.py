@@ -179,6 +179,8 @@ def _entry_options(group: str, name: str, entry: Any, opts: dict, known: dict) -
     if declared is None:
         return []
     checks = {**known, **(declared if isinstance(declared, dict) else {k: None for k in declared})}
+    if group == "model":  # training options, whatever the model calls them (epochs, head_epochs, e2e_batch_size)
+        checks = {k: c if c is not None else _training_check(k) for k, c in checks.items()}
     problems = [_unknown(f"{group}.", k, checks, f"{group}={name}") for k in opts if k not in checks]
     problems += _run_checks(opts, checks, f"{group}.")
     validate = _facts(entry, "validate")
@@ -188,6 +190,20 @@ def _entry_options(group: str, name: str, entry: Any, opts: dict, known: dict) -
         except (ValueError, TypeError) as e:
             problems.append(str(e).splitlines()[0])
     return problems
+
+
+def _training_check(key: str) -> Callable[[Any, str], None] | None:
+    """The range of a model's training option by its name: ``*epochs`` >= 0 (0 = no training), ``*batch_size`` >= 1.
+
+    >>> _training_check("head_epochs")(-3, "model.head_epochs")
+    Traceback (most recent call last):
+    ValueError: model.head_epochs=-3 must be a whole number >= 0
+    """
+    if key == "epochs" or key.endswith("_epochs"):
+        return _int_at_least(0)
+    if key == "batch_size" or (key.endswith("_batch_size") and key != "inference_batch_size"):
+        return _int_at_least(1)
+    return None
 
 
 def _dataset(group: str, name: str, opts: dict) -> list[str]:
@@ -288,6 +304,16 @@ def calibration_warnings(selector_cfg: dict, n_calibration: int) -> list[str]:
             f"test coverage / risk may be far from the target"]
 
 
+def warn_small_calibration(selector_cfg: dict, n_calibration: int) -> None:
+    """Warn (:class:`CalibrationWarning`, one line each) with :func:`calibration_warnings`: the one check every door
+    that fits a selector goes through (models the pipeline runs, ``uqcompress.evaluate``, stored outputs and
+    ``uqcompress.evaluate_outputs``)."""
+    import warnings
+
+    for msg in calibration_warnings(dict(selector_cfg), int(n_calibration)):
+        warnings.warn(msg, CalibrationWarning, stacklevel=3)
+
+
 # ---- helpers -----------------------------------------------------------------------------------------------------
 def _run_checks(opts: dict, checks: dict, prefix: str) -> list[str]:
     problems = []
@@ -322,4 +348,4 @@ def _with_hint(group: str, msg: str) -> str:
 
 
 __all__ = ["CalibrationWarning", "ConfigError", "GROUPS", "calibration_warnings", "top_level_keys", "validate_config",
-           "validate_group"]
+           "validate_group", "warn_small_calibration"]

@@ -43,6 +43,10 @@ def fit_classifier(
     per sample, e.g. token counts) makes each batch hold samples of similar length: less padding, same randomness
     of which samples meet in an epoch up to the bucket (see :func:`bucketed_batches`).
     """
+    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 0:
+        raise ValueError(f"epochs={epochs!r} must be a whole number >= 0")
+    if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be a whole number >= 1")
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     n = len(x)

@@ -242,7 +242,12 @@ def read_samples(path: Path, delimiter: str) -> tuple[dict[int, Doc], set[str]]:
                 raw, [c[cut:] if cut and c.startswith(delimiter) else c for c in conts], where)
             if not 0 <= target < len(lls):
                 raise ValueError(f"{where}: target {target} is outside the {len(lls)} options (doc_id {s['doc_id']})")
-            doc_id = int(s["doc_id"])
+            raw_id = s["doc_id"]
+            if isinstance(raw_id, bool) or not (isinstance(raw_id, int) or isinstance(raw_id, str)
+                                                and raw_id.strip().isdigit()):
+                raise ValueError(f"{where}: doc_id {json.dumps(raw_id)} is not a whole number (lm-eval writes the "
+                                 "question's index in its task)")
+            doc_id = int(raw_id)
             if doc_id in docs:
                 raise ValueError(f"{where}: doc_id {doc_id} appears twice in {path.name}")
             docs[doc_id] = Doc(doc_id, s.get("doc_hash"), s.get("prompt_hash"), target, lls, lengths,

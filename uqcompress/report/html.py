@@ -24,7 +24,7 @@ from uqcompress.cache import atomic_write_text
 from uqcompress.report.examples import flipped, read_thumbnails
 from uqcompress.report.formatting import decimals_for, fmt, fmt_interval, is_missing
 from uqcompress.report.intervals import HIGH, LOW
-from uqcompress.report.results import PREDICTIONS, read_results
+from uqcompress.report.results import PREDICTIONS, check_numbers, predictions_problem, read_results
 
 PAGE = "report.html"
 RUN_PLOTS = [("risk_coverage.png", "Risk–coverage"), ("reliability.png", "Reliability"),
@@ -257,10 +257,26 @@ def _header(res: dict[str, Any]) -> str:
     return f'<p class="meta">{esc(" · ".join(parts))}</p>'
 
 
+def _shown_numbers() -> list[str]:
+    """The results.json keys the run page shows as numbers (with their intervals)."""
+    from uqcompress.report.table import CHANGE_ROWS, ROWS
+
+    keys = [f"{who}.{k}" for k, _ in ROWS for who in ("baseline", "compressed")]
+    keys += [f"compressed.{k}" for k, _ in CHANGE_ROWS]
+    return keys + [k + s for k in keys for s in (LOW, HIGH)]
+
+
 def run_page(run_dir: str | Path, limit: int = 60) -> Path:
-    """Write ``report.html`` into a run folder from its results.json, predictions.csv, plots and thumbnails."""
+    """Write ``report.html`` into a run folder from its results.json, predictions.csv, plots and thumbnails.
+
+    A value that is not a number where the page shows one is one line (:func:`check_numbers`); a predictions.csv
+    that does not belong to the results.json (its sha256 differs) is not read: one warning, and the page says so
+    instead of listing another run's flipped examples (as the sweep report does)."""
+    import logging
+
     run_dir = Path(run_dir)
     res = read_results(run_dir)
+    check_numbers(run_dir, res, _shown_numbers())
     title = run_title(res)
     both, change = _metric_rows(res)
     body = [f"<h1>{esc(title)}</h1>", _header(res), "<h2>Baseline vs compressed (test split)</h2>",
@@ -271,7 +287,11 @@ def run_page(run_dir: str | Path, limit: int = 60) -> Path:
     figs = [figure(run_dir / name, caption) for name, caption in RUN_PLOTS if (run_dir / name).is_file()]
     if figs:
         body += ["<h2>Plots</h2>"] + figs
-    if (run_dir / PREDICTIONS).is_file():
+    bad = predictions_problem(run_dir, res)
+    if bad:
+        logging.getLogger(__name__).warning("uqcompress.report: %s; its flipped examples are not shown", bad)
+        body += ["<h2>Flipped examples</h2>", f'<p class="bad">Not shown: {esc(bad)}.</p>']
+    elif (run_dir / PREDICTIONS).is_file():
         body += ["<h2>Flipped examples</h2>",
                  examples_table(pd.read_csv(run_dir / PREDICTIONS), read_thumbnails(run_dir), limit)]
     body.append(_provenance(res))

@@ -91,6 +91,22 @@ def read_results(run_dir: str | Path) -> dict[str, Any]:
     return {k: (float("nan") if v is None else v) for k, v in data.items()}
 
 
+def check_numbers(run_dir: str | Path, results: dict[str, Any], keys: Any) -> None:
+    """Raise :class:`UnreadableResults` naming the first of ``keys`` whose value in ``results`` is a list, a mapping
+    or a boolean where the report shows a number (a number, null or ``"inf"`` is fine).
+
+    >>> check_numbers("run", {"baseline.accuracy": [0.9]}, ["baseline.accuracy"])
+    Traceback (most recent call last):
+    uqcompress.report.results.UnreadableResults: run/results.json: baseline.accuracy is a list ([0.9]), not a number; rerun the run or fix the file
+    """
+    for key in keys:
+        v = results.get(key)
+        if isinstance(v, bool) or not (v is None or isinstance(v, (int, float, str))):
+            shown = repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..."
+            raise UnreadableResults(f"{Path(run_dir) / RESULTS}: {key} is a {type(v).__name__} ({shown}), not a "
+                                    "number; rerun the run or fix the file")
+
+
 def predictions_problem(run_dir: str | Path, results: dict[str, Any]) -> str | None:
     """Why ``predictions.csv`` of a run does not belong to its ``results.json`` (missing, changed), else None.
 

@@ -24,7 +24,8 @@ from uqcompress.cache import atomic_write_text
 from uqcompress.report import plots
 from uqcompress.report.formatting import decimals_for, fmt, fmt_interval, is_missing
 from uqcompress.report.intervals import HEADLINE, HIGH, LOW, intervals_from_predictions
-from uqcompress.report.results import PREDICTIONS, RESULTS, UnreadableResults, predictions_problem, read_results
+from uqcompress.report.results import (PREDICTIONS, RESULTS, UnreadableResults, check_numbers, predictions_problem,
+                                       read_results)
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ def summarize(runs: Sequence[Path], n_boot: int = 1000) -> tuple[pd.DataFrame, p
         if (r / RESULTS).is_file():
             try:
                 res = read_results(r)
+                check_numbers(r, res, METRIC_COLS + CI_COLS)
             except UnreadableResults as e:
                 log.warning("uqcompress.report: %s; listed as failed (rerun the sweep to redo it)", e)
                 unreadable[r] = str(e)

@@ -11,8 +11,10 @@ import hydra
 from omegaconf import DictConfig
 
 from uqcompress._compat import install_shim
+from uqcompress.help import register as register_help
 
 install_shim()  # before anything imports torchvision
+register_help()  # ${uqcompress_help:}: --help built from the YAMLs' comments, tune.* and budget.* included
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="tune")
@@ -58,6 +60,12 @@ def main() -> None:
         print(f"uqcompress.tune: error: {msg}", file=sys.stderr)
         sys.exit(2)
     app()
+    from uqcompress.app import sweep_failure_line
+
+    line = sweep_failure_line()  # a sweep with failed jobs exits 1, as python -m uqcompress's
+    if line:
+        print(line.replace("uqcompress:", "uqcompress.tune:", 1), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,12 @@
 """The Hydra job of ``python -m uqcompress.tune``: resolve the config, tune, write the run folder.
 
+Resume is bound to the config, as the main run's (:mod:`uqcompress.app`): ``tune.json`` records ``fingerprint``
+(:func:`uqcompress.app.run_fingerprint` of the resolved config: budget, tune options, model, data, ...), and only a
+folder whose ``tune.json`` has this run's fingerprint is skipped (exit 3 again when it chose nothing). A folder holding
+another config's tune is refused in a single run (exit 2; ``resume=false`` recomputes there) and recomputed in a sweep;
+an unreadable (truncated) ``tune.json`` is recomputed. A recompute sets the old ``tune.json``, ``results.json`` and
+``predictor.pt`` aside (``*.previous.*``), so no file of the old tune is left as current.
+
 Errors that are the user's input (:data:`uqcompress.app.USER_ERRORS`) are one line on stderr and exit code 2, raised
 before any model work where they can be; when no candidate meets the budget the run folder still gets ``tune.json``
 (``chosen: null``, the closest candidate and what it misses), one line says so and the exit code is 3. In a
@@ -9,13 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from uqcompress.app import FAILED, USER_ERRORS, _hydra_state
+from uqcompress.app import FAILED, USER_ERRORS, _hydra_state, run_fingerprint
 
 log = logging.getLogger("uqcompress.tune")
 
@@ -32,13 +40,20 @@ def run_tune_job(cfg: DictConfig) -> float | None:
     conf = OmegaConf.to_container(cfg, resolve=True)
     set_cache_dir(conf.get("cache_dir"))
     out_dir, multirun = _hydra_state()
-    if conf.get("resume", True) and (out_dir / TUNE_JSON).is_file():
-        log.info("resume: %s already has %s; skipping (resume=false to recompute)", out_dir, TUNE_JSON)
-        chosen = json.loads((out_dir / TUNE_JSON).read_text()).get("chosen")
-        return chosen.get("compressed.flips") if chosen else None
-    (out_dir / FAILED).unlink(missing_ok=True)
+    fp = run_fingerprint(conf)
     try:
-        return _run(conf, out_dir, multirun)
+        if conf.get("resume", True):
+            done = _resume(out_dir, fp, multirun)
+            if done is not None:
+                (out_dir / FAILED).unlink(missing_ok=True)
+                chosen = done.get("chosen")
+                if not chosen and not multirun:
+                    print(f"uqcompress.tune: {done.get('message', 'no candidate meets the budget')}", file=sys.stderr)
+                    sys.exit(NO_CANDIDATE)
+                return chosen.get("compressed.flips") if chosen else None
+        _set_aside(out_dir)
+        (out_dir / FAILED).unlink(missing_ok=True)
+        return _run(conf, out_dir, multirun, fp)
     except USER_ERRORS as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if multirun:
@@ -59,12 +74,52 @@ def run_tune_job(cfg: DictConfig) -> float | None:
         return None
 
 
-def _run(conf: dict, out_dir: Path, multirun: bool) -> float | None:
+#: what a recompute sets aside (``name`` -> ``stem.previous.suffix``): the old tune's files must not stay current
+OLD_OUTPUTS = ("tune.json", "results.json", "predictions.csv", "predictor.pt")
+
+
+def _resume(out_dir: Path, fp: str, multirun: bool) -> dict | None:
+    """The finished tune.json to resume from, or None to compute; refuses (ValueError) another config's folder in a
+    single run."""
+    from uqcompress.tune.report import TUNE_JSON
+
+    path = out_dir / TUNE_JSON
+    if not path.is_file():
+        return None
+    try:
+        done = json.loads(path.read_text())
+        if not isinstance(done, dict):
+            raise ValueError(f"a {type(done).__name__}, not a mapping")
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        log.warning("resume: %s is unreadable (%s); recomputing", path, str(e).splitlines()[0][:120])
+        return None
+    have = done.get("fingerprint")
+    if have == fp:
+        log.info("resume: %s already has %s of this config; skipping (resume=false to recompute)", out_dir,
+                 TUNE_JSON)
+        return done
+    what = (f"a tune of another config (fingerprint {have}, this run {fp})" if isinstance(have, str)
+            else "a tune without a config fingerprint (an older uqcompress)")
+    if not multirun:
+        raise ValueError(f"{out_dir} already holds {what}; choose another hydra.run.dir, or resume=false to "
+                         f"recompute there (the old files are kept as *.previous.*)")
+    log.warning("resume: %s holds %s; recomputing (old files kept as *.previous.*)", out_dir, what)
+    return None
+
+
+def _set_aside(out_dir: Path) -> None:
+    for name in OLD_OUTPUTS:
+        if (out_dir / name).is_file():
+            stem, _, suffix = name.rpartition(".")
+            os.replace(out_dir / name, out_dir / f"{stem}.previous.{suffix}")
+
+
+def _run(conf: dict, out_dir: Path, multirun: bool, fp: str) -> float | None:
     from uqcompress.tune.report import render, write_outputs
     from uqcompress.tune.run import tune_config
 
     result = tune_config(conf, out_dir)
-    path = write_outputs(result, out_dir, plots=bool(conf.get("plots", True)))
+    path = write_outputs(result, out_dir, plots=bool(conf.get("plots", True)), fingerprint=fp)
     render(result)
     log.info("tune: %s (%d model evaluations: %s; %.0f s)", path, sum(result.evaluations.get(k, 0) for k in
              ("logits", "calibration")), result.evaluations, result.seconds)

@@ -177,9 +177,10 @@ def pareto_plot(res: TuneResult, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_outputs(res: TuneResult, out_dir: str | Path, plots: bool = True) -> Path:
-    """Write ``tune.json`` (last: its presence marks a finished run), ``tune.csv``, the plot and, when a model was
-    chosen, its ``results.json`` + ``predictions.csv``; returns the ``tune.json`` path."""
+def write_outputs(res: TuneResult, out_dir: str | Path, plots: bool = True, fingerprint: str | None = None) -> Path:
+    """Write ``tune.json`` (last: its presence marks a finished run; ``fingerprint`` of the config binds a resume to
+    it), ``tune.csv``, the plot and, when a model was chosen, its ``results.json`` + ``predictions.csv``; returns the
+    ``tune.json`` path."""
     from uqcompress.report.results import write_results
 
     out = Path(out_dir)
@@ -190,7 +191,7 @@ def write_outputs(res: TuneResult, out_dir: str | Path, plots: bool = True) -> P
     if res.chosen_metrics is not None and res.run is not None:
         write_results(out, res.chosen_metrics, res.run.predictions)
     path = out / TUNE_JSON
-    atomic_write_text(path, json.dumps(tune_json(res), indent=2, sort_keys=False))
+    atomic_write_text(path, json.dumps({**tune_json(res), "fingerprint": fingerprint}, indent=2, sort_keys=False))
     return path
 
 

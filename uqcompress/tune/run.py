@@ -413,8 +413,11 @@ def chosen_provenance(cfg: dict, chosen: Candidate, started: float) -> dict[str,
             overrides.append(f"quant.skip=[{','.join(chosen.fp32_layers)}]")
         overrides.append(f"selector={selector.pop('name')}")
         overrides += [f"selector.{k}={v}" for k, v in selector.items() if v is not None]
+    from uqcompress.run_files import export_record, snapshot
+
     facts = run_facts(started, time.time(), overrides)
-    facts.update({"run.fingerprint": run_fingerprint(cfg), "run.uqcompress_version": __version__})
+    facts.update({"run.fingerprint": run_fingerprint(cfg), "run.uqcompress_version": __version__,
+                  "run.inputs": snapshot(cfg), "run.export": export_record(cfg)})
     return facts
 
 
