@@ -50,6 +50,8 @@ table.sortable th[aria-sort=descending]:after{content:" \\2193";color:#333}
 .ci{color:#777;font-size:11px}.bad{color:#b00020}.muted{color:#888}
 figure{margin:10px 0 18px}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:12px}
 img.thumb{image-rendering:pixelated;display:block}td.input{max-width:480px}
+.verdict{font-size:15px;font-weight:600;padding:6px 10px;border-left:4px solid #b00020;background:#fbf3f4}
+.verdict.ok{border-left-color:#1b7f3b;background:#f1f8f3}
 details{margin:4px 0}summary{cursor:pointer}.scroll{overflow-x:auto}
 """
 
@@ -257,13 +259,21 @@ def _header(res: dict[str, Any]) -> str:
     return f'<p class="meta">{esc(" · ".join(parts))}</p>'
 
 
+def _verdict(res: dict[str, Any]) -> str:
+    from uqcompress.report.verdict import verdict
+
+    line = verdict(res)
+    cls = "verdict ok" if line.startswith("CAN ") else "verdict"
+    return f'<p class="{cls}" id="verdict">{esc(line)}</p>'
+
+
 def run_page(run_dir: str | Path, limit: int = 60) -> Path:
     """Write ``report.html`` into a run folder from its results.json, predictions.csv, plots and thumbnails."""
     run_dir = Path(run_dir)
     res = read_results(run_dir)
     title = run_title(res)
     both, change = _metric_rows(res)
-    body = [f"<h1>{esc(title)}</h1>", _header(res), "<h2>Baseline vs compressed (test split)</h2>",
+    body = [f"<h1>{esc(title)}</h1>", _verdict(res), _header(res), "<h2>Baseline vs compressed (test split)</h2>",
             table(["metric", "baseline", "compressed", "Δ"], both),
             "<h2>What changed</h2>", table(["metric", "compressed vs baseline"], change),
             '<p class="meta">Grey brackets: 95% bootstrap intervals over the test samples (models and threshold fixed).'
