@@ -36,6 +36,23 @@ def test_default_run_writes_results_and_predictions(cli, tmp_path):
     assert "OOD AUROC" in r.stdout and "flips" in r.stdout
 
 
+@pytest.mark.slow  # 29 s: four small sweeps
+def test_two_sweeps_without_a_sweep_dir_land_in_two_folders_and_a_named_one_resumes(cli, tmp_path):
+    tiny = ["--multirun", "quant=none", "limit=60", "ood=none", "model.epochs=1", "progress=false", "plots=false",
+            "bootstrap=0", "latency.repeats=1", "latency.warmup=0"]
+    for _ in range(2):
+        r = cli(*tiny, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+    results = sorted((tmp_path / "multirun").rglob("results.json"))
+    assert len(results) == 2 and results[0].parent.parent != results[1].parent.parent  # two sweep folders
+    assert all(p.parent.parent.parent.parent == tmp_path / "multirun" for p in results)  # multirun/DATE/TIME/job
+    for _ in range(2):  # the same sweep, named: the second run resumes it (skips its job)
+        r = cli(*tiny, "sweep_name=mine", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+    assert len(list((tmp_path / "multirun" / "mine").rglob("results.json"))) == 1
+    assert "already has results; skipping" in r.stdout + r.stderr
+
+
 @pytest.mark.slow
 def test_multirun_gives_one_dir_per_scheme(cli, tmp_path):
     r = cli("--multirun", "quant=none,int8", *FAST, f"hydra.sweep.dir={tmp_path}")

@@ -318,6 +318,7 @@ class SweepStatus(Callback):
         sweep_dir = Path(str(config.hydra.sweep.dir))
         failed, total = failed_jobs(sweep_dir, self.start)
         SWEEP.update(dir=sweep_dir, failed=failed, total=total)
+        log.info("sweep folder: %s (its report: python -m uqcompress.report %s)", sweep_dir, sweep_dir)
 
 
 def sweep_failure_line() -> str | None:
