@@ -32,7 +32,7 @@ RUN_PLOTS = [("risk_coverage.png", "Risk–coverage"), ("reliability.png", "Reli
 SWEEP_EXAMPLES = 12  # flipped examples shown per run on a sweep page (each run's own page shows more)
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1280px;
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1400px;
  padding:16px 24px;color:#1d1d1f}
 h1{font-size:22px;margin:4px 0 2px}
 h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd;padding-bottom:3px}
@@ -52,6 +52,9 @@ figure{margin:10px 0 18px}figure img{max-width:100%;border:1px solid #eee}figcap
 img.thumb{image-rendering:pixelated;display:block}td.input{max-width:480px}
 .verdict{font-size:15px;font-weight:600;padding:6px 10px;border-left:4px solid #b00020;background:#fbf3f4}
 .verdict.ok{border-left-color:#1b7f3b;background:#f1f8f3}
+table.runs{font-size:12px}table.runs th,table.runs td{padding:2px 5px}table.runs .ci{display:block}
+table.runs th{white-space:normal;max-width:70px}.best{color:#1b7f3b;font-weight:600}.pareto{color:#1f5fbf}
+table.runs td:nth-child(1){white-space:nowrap}h3.dataset{font-size:15px;margin:16px 0 4px}
 details{margin:4px 0}summary{cursor:pointer}.scroll{overflow-x:auto}
 """
 
@@ -320,22 +323,84 @@ def _link(target: Path, base: Path, text: str) -> str:
     return f'<a href="{esc(rel)}">{esc(text)}</a>'
 
 
+#: the metric columns of the sweep page's table (size: a ratio with bits and sparsity, its own column)
+PAGE_COLS = ["baseline.accuracy", "compressed.accuracy", "compressed.flips", "compressed.c2i", "compressed.i2c",
+             "compressed.kl", "compressed.coverage", "compressed.selective_risk", "compressed.saved_rate",
+             "compressed.flip_catch_rate", "compressed.ood_auroc", "compressed.ece", "compressed.aurc",
+             "compressed.speedup"]
+
+
+def _size_cell(r: pd.Series) -> Cell:
+    """Compressed size as a ratio of the baseline's, with the weight bits and the sparsity."""
+    ratio = r.get("size_ratio")
+    parts = [] if is_missing(ratio) else [f"×{float(ratio):.2f}"]
+    bits = r.get("compressed.bits")
+    if not is_missing(bits):
+        parts.append(f"{float(bits):g}-bit")
+    sparsity = r.get("compressed.sparsity")
+    if not is_missing(sparsity) and float(sparsity) >= 0.005:
+        parts.append(f"{100 * float(sparsity):.0f}% sparse")
+    return Cell(esc(" · ".join(parts)) or "—", "" if is_missing(ratio) else float(ratio), num=True)
+
+
+def _rank_cell(r: pd.Series, sort: str) -> Cell:
+    from uqcompress.report.summary import short
+
+    marks = []
+    if r.get("best") is True:
+        marks.append(f'<span class="best" title="best by {esc(short(sort))}">★ best</span>')
+    if r.get("pareto") is True:
+        marks.append('<span class="pareto" title="Pareto set: no run is both smaller and has fewer flips">'
+                     "◆ Pareto</span>")
+    return Cell(f"{int(r['rank'])} " + " ".join(marks), int(r["rank"]), num=True)
+
+
 def _summary_table(summary: pd.DataFrame, out: Path) -> str:
-    from uqcompress.report.summary import TABLE_COLS, column_decimals, short
+    from uqcompress.report.summary import column_decimals, short
 
     factors = summary.attrs.get("factors", [])
-    cols = [c for c in TABLE_COLS if c in summary.columns]
+    sort = summary.attrs.get("sort")
+    ranked = sort is not None and "rank" in summary.columns
+    cols = [c for c in PAGE_COLS if c in summary.columns]
     dec = column_decimals(summary, cols)
     rows = []
     for _, r in summary.iterrows():
-        row = [Cell(_link(Path(r["run"]) / PAGE, out, r["label"]), r["label"])]
+        row = [_rank_cell(r, sort)] if ranked else []
+        row.append(Cell(_link(Path(r["run"]) / PAGE, out, r["label"]), r["label"]))
         for f in factors:
             v = r[f"config.{f}"]  # as given (0.85 stays 0.85), sorted as a number when it is one
             row.append(Cell(esc(_plain(v)), v, num=True) if isinstance(v, (int, float)) and not is_missing(v)
                        else cell(v))
         row += [num_cell(r[c], dec[c], r.get(c + LOW), r.get(c + HIGH)) for c in cols]
+        if "size_ratio" in summary.columns:
+            row.append(_size_cell(r))
         rows.append(row)
-    return table(["run"] + list(factors) + [short(c) for c in cols], rows)
+    heads = (["rank"] if ranked else []) + ["run"] + list(factors) + [short(c) for c in cols]
+    heads += ["size"] if "size_ratio" in summary.columns else []
+    return table(heads, rows).replace('<table class="sortable">', '<table class="sortable runs">', 1)
+
+
+def _runs_section(summary: pd.DataFrame, out: Path) -> str:
+    """The runs table, one per data set when the runs measured several (with a line saying so)."""
+    from uqcompress.report.summary import datasets_line, short
+
+    sort = summary.attrs.get("sort")
+    head = ""
+    if sort:
+        order = "ascending" if summary.attrs.get("ascending") else "descending"
+        head = (f'<p class="meta">Ranked by {esc(short(sort))} ({order}; <code>--sort KEY</code> picks another). '
+                "★ best by it; ◆ the Pareto set of size vs flips: no other run is both smaller and has fewer flips. "
+                "Size: compressed / baseline bytes, weight bits, sparsity.</p>")
+    mixed = datasets_line(summary)
+    if not mixed:
+        return head + _summary_table(summary, out)
+    parts = [f'<p class="bad">{esc(mixed[0].upper() + mixed[1:])}.</p>', head]
+    for d in dict.fromkeys(summary["dataset"]):
+        part = summary[summary["dataset"] == d]
+        part.attrs = dict(summary.attrs)
+        parts += [f'<h3 class="dataset">Data set: {esc(d)} ({len(part)} run{"s" if len(part) != 1 else ""})</h3>',
+                  _summary_table(part, out)]
+    return "".join(parts)
 
 
 def _common_provenance(summary: pd.DataFrame) -> str:
@@ -370,7 +435,7 @@ def sweep_page(out: str | Path, summary: pd.DataFrame, failed: pd.DataFrame, fig
             f'<p class="meta">{esc("swept: " + (", ".join(factors) or "nothing"))} · report written {esc(now)} · '
             f"{esc(str(out.resolve()))}</p>"]
     if n_runs:
-        body += ["<h2>Runs</h2>", _summary_table(summary, out), f"<p>{esc(correlation_line(summary))}</p>",
+        body += ["<h2>Runs</h2>", _runs_section(summary, out), f"<p>{esc(correlation_line(summary))}</p>",
                  '<p class="meta">Click a header to sort. Grey brackets: 95% bootstrap intervals over the test '
                  "samples (models and threshold fixed). Each run's name opens its own page.</p>"]
     if n_failed:
