@@ -11,8 +11,10 @@ import hydra
 from omegaconf import DictConfig
 
 from uqcompress._compat import install_shim
+from uqcompress.config_errors import install as install_config_errors
 
 install_shim()  # before anything imports torchvision
+install_config_errors()  # typos (quant=int9, selector.targt=...): one line with the close match, exit 2
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="tune")
