@@ -58,7 +58,8 @@ def test_default_rank_is_fewest_flips_with_best_and_pareto_marked(tmp_path):
     assert summary["size_ratio"].tolist() == [RUNS[q][2] / 1000 for q in summary["config.quant"]]
     page = (sweep / "report" / "report.html").read_text()
     assert page.count("★ best</span>") == 1 and page.count("◆ Pareto</span>") == 3
-    assert "×0.60 · 32-bit · 50% sparse" in page and "×0.25 · 8-bit<" in page
+    assert ('<span class="nw">×0.60</span><br><span class="nw">32-bit</span><br><span class="nw">50% sparse</span>'
+            in page) and '<span class="nw">×0.25</span><br><span class="nw">8-bit</span><' in page
     md = (sweep / "report" / "summary.md").read_text()
     assert "Ranked by flips (ascending)" in md and "| quant=fp16 ★◆ |" in md
 

@@ -52,9 +52,11 @@ figure{margin:10px 0 18px}figure img{max-width:100%;border:1px solid #eee}figcap
 img.thumb{image-rendering:pixelated;display:block}td.input{max-width:480px}
 .verdict{font-size:15px;font-weight:600;padding:6px 10px;border-left:4px solid #b00020;background:#fbf3f4}
 .verdict.ok{border-left-color:#1b7f3b;background:#f1f8f3}
-table.runs{font-size:12px}table.runs th,table.runs td{padding:2px 5px}table.runs .ci{display:block}
-table.runs th{white-space:normal;max-width:70px}.best{color:#1b7f3b;font-weight:600}.pareto{color:#1f5fbf}
-table.runs td:nth-child(1){white-space:nowrap}h3.dataset{font-size:15px;margin:16px 0 4px}
+table.runs{font-size:12px}table.runs th,table.runs td{padding:2px 4px}
+table.runs td.num{white-space:normal}table.runs .ci{display:block;font-size:10px;line-height:1.2}
+table.runs th{white-space:normal;overflow-wrap:break-word}.nw{white-space:nowrap}table.runs td{max-width:170px}
+.best{color:#1b7f3b;font-weight:600;white-space:nowrap}.pareto{color:#1f5fbf;white-space:nowrap}
+h3.dataset{font-size:15px;margin:16px 0 4px}
 details{margin:4px 0}summary{cursor:pointer}.scroll{overflow-x:auto}
 """
 
@@ -340,7 +342,8 @@ def _size_cell(r: pd.Series) -> Cell:
     sparsity = r.get("compressed.sparsity")
     if not is_missing(sparsity) and float(sparsity) >= 0.005:
         parts.append(f"{100 * float(sparsity):.0f}% sparse")
-    return Cell(esc(" · ".join(parts)) or "—", "" if is_missing(ratio) else float(ratio), num=True)
+    body = "<br>".join(f'<span class="nw">{esc(p)}</span>' for p in parts) or "—"
+    return Cell(body, "" if is_missing(ratio) else float(ratio), num=True)
 
 
 def _rank_cell(r: pd.Series, sort: str) -> Cell:
@@ -375,7 +378,7 @@ def _summary_table(summary: pd.DataFrame, out: Path) -> str:
         if "size_ratio" in summary.columns:
             row.append(_size_cell(r))
         rows.append(row)
-    heads = (["rank"] if ranked else []) + ["run"] + list(factors) + [short(c) for c in cols]
+    heads = (["rank"] if ranked else []) + ["run"] + list(factors) + [short(c).replace("_", " ") for c in cols]
     heads += ["size"] if "size_ratio" in summary.columns else []
     return table(heads, rows).replace('<table class="sortable">', '<table class="sortable runs">', 1)
 

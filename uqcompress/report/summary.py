@@ -252,15 +252,15 @@ def sort_ascending(metric: str) -> bool:
 
 def pareto_front(size: Sequence[float], flips: Sequence[float]) -> list[bool]:
     """Which points no other point beats on size and flips at once (both lower is better; smaller or equal on both
-    and strictly smaller on one). A point with a missing value is never on the front.
+    and strictly smaller on one; :func:`uqcompress.tune.search.pareto_front`). A missing value is never on it.
 
     >>> pareto_front([1, 2, 3, 2], [3, 1, 0, 2])
     [True, True, True, False]
     """
-    pts = [(float(a), float(b)) for a, b in zip(size, flips)]
-    ok = [not (math.isnan(a) or math.isnan(b)) for a, b in pts]
-    return [ok[i] and not any(ok[j] and pts[j][0] <= pts[i][0] and pts[j][1] <= pts[i][1] and pts[j] != pts[i]
-                              for j in range(len(pts))) for i in range(len(pts))]
+    from uqcompress.tune.search import pareto_front as front
+
+    on = set(front([(float(a), float(b)) for a, b in zip(size, flips)]))
+    return [i in on for i in range(len(size))]
 
 
 def rank(summary: pd.DataFrame, sort: str = DEFAULT_SORT) -> pd.DataFrame:
