@@ -22,8 +22,8 @@ import chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SWEEP = ["--multirun", "quant=int8,prune_global_l1", "selector.target=0.8,0.9", "limit=300", "ood.limit=200",
-         "model.epochs=4", "model.batch_size=32", "threads=1", "progress=false", "latency.repeats=2"]
+SWEEP = ["--multirun", "quant=int8,prune_global_l1", "selector.target=0.8,0.9", "limit=300", "fit_limit=300",
+         "ood.limit=200", "model.epochs=4", "model.batch_size=32", "threads=1", "progress=false", "latency.repeats=2"]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 needs_chromium = pytest.mark.skipif(not chromium.available(),
                                     reason=f"headless Chromium not found; install it: {chromium.INSTALL}")

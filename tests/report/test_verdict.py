@@ -43,7 +43,8 @@ def test_risk_target_and_guarantee_are_judged():
     assert verdict({**risk, "compressed.selective_risk": 0.015}).startswith("CAN REPLACE")
     guar = {**risk, "config.selector": "risk_guarantee", "config.selector.delta": 0.1,
             "compressed.selective_risk": 0.01, "compressed.guarantee_valid": True, "compressed.guarantee_bound": 0.019}
-    assert verdict(guar).startswith("CAN REPLACE") and "guarantee holds (bound 1.9% with prob. ≥ 0.9)" in verdict(guar)
+    assert verdict(guar).startswith("CAN REPLACE")
+    assert "guarantee holds (bound 1.9% with prob. ≥ 0.9)" in verdict(guar)
     off = verdict({**guar, "compressed.guarantee_valid": False})
     assert off.startswith("CANNOT REPLACE") and "guarantee does not hold" in off
     agree = {**GOOD, "config.selector": "agreement_guarantee", "config.selector.target": 0.02,
@@ -64,7 +65,7 @@ def test_a_real_run_opens_its_table_and_page_with_the_verdict(cli, tmp_path):
     """selector=risk_guarantee + deploy.fallback=baseline: guarantee and cascade terms, checked against the run's own
     predictions.csv (flips recomputed by hand)."""
     out = tmp_path / "run"
-    r = cli("limit=300", "ood.limit=100", "model.epochs=2", "model.batch_size=32", "progress=false",
+    r = cli("limit=300", "fit_limit=300", "ood.limit=100", "model.epochs=2", "model.batch_size=32", "progress=false",
             "latency.repeats=2", "bootstrap=0", "plots=false", "selector=risk_guarantee", "selector.target=0.3",
             "deploy.fallback=baseline", f"hydra.run.dir={out}")
     assert r.returncode == 0, r.stderr[-2000:]
