@@ -110,9 +110,12 @@ def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
     except ValueError as e:
         if limit is None and fit_limit is None:
             raise
-        caps_said = ([f"limit={limit} keeps at most {limit} samples per evaluated split"] if limit is not None else [])
-        caps_said += [f"fit_limit={fit_limit} keeps at most {fit_limit} fit samples"] if fit_limit is not None else []
-        raise ValueError(f"{e} ({'; '.join(caps_said)})") from None
+        if limit == fit_limit:
+            said = [f"limit={limit} keeps at most {limit} samples per split"]
+        else:
+            said = [f"limit={limit} keeps at most {limit} samples per evaluated split"] if limit is not None else []
+            said += [f"fit_limit={fit_limit} keeps at most {fit_limit} fit samples"] if fit_limit is not None else []
+        raise ValueError(f"{e} ({'; '.join(said)})") from None
     for msg in calibration_warnings(dict(cfg.get("selector") or DEFAULTS["selector"]), len(data["calibration"])):
         warnings.warn(msg, CalibrationWarning, stacklevel=2)
     ood = None
