@@ -209,8 +209,33 @@ def _kv_table(items: Iterable[tuple[str, Any]]) -> str:
 
 # ---- the run page ------------------------------------------------------------------------------------------------
 def run_title(res: dict[str, Any]) -> str:
-    return (f"{res.get('config.model', '?')} × {res.get('config.quant', '?')} on {res.get('config.data', '?')} "
-            f"(uncertainty={res.get('config.uncertainty', '?')}, selector={res.get('config.selector', '?')})")
+    """What was compared: ``model × quant on data``, or for stored outputs the two models (as lm-eval names them, else
+    the folders) on the tasks."""
+    how = f"uncertainty={res.get('config.uncertainty', '?')}, selector={res.get('config.selector', '?')}"
+    source = res.get("config.outputs")
+    if isinstance(source, str) and source != "none" and "config.model" not in res:
+        base = res.get("outputs.baseline_model") or res.get("config.baseline") or "baseline"
+        comp = res.get("outputs.compressed_model") or res.get("config.compressed") or "compressed"
+        tasks = res.get("outputs.tasks")
+        tasks = [str(t) for t in tasks] if isinstance(tasks, list) else []
+        on = (", ".join(tasks) if len(tasks) <= 3 else f"{', '.join(tasks[:3])} … ({len(tasks)} tasks)") or "?"
+        return f"{base} vs {comp} on {on} ({source} outputs; {how})"
+    return f"{res.get('config.model', '?')} × {res.get('config.quant', '?')} on {res.get('config.data', '?')} ({how})"
+
+
+def _task_table(res: dict[str, Any]) -> str:
+    """Stored outputs: one row per task and one for all, over every question (calibration + test)."""
+    from uqcompress.report.table import SCOPE_COLS
+
+    if "all.n" not in res:
+        return ""
+    tasks = sorted({k[len("task."):-len(".n")] for k in res if k.startswith("task.") and k.endswith(".n")})
+    cols = [(k, label) for k, label in SCOPE_COLS if f"all.{k}" in res]
+    rows = [[cell(name)] + [num_cell(res.get(f"{scope}.{k}"), 0 if k == "n" else 4) for k, _ in cols]
+            for name, scope in [(t, f"task.{t}") for t in tasks] + [("all", "all")]]
+    note = " (acc: lm-eval's acc, norm: acc_norm)" if "all.baseline.accuracy_norm" in res else ""
+    return (f"<h2>Per task (every question: calibration + test){esc(note)}</h2>"
+            + table(["task"] + [label for _, label in cols], rows))
 
 
 def _metric_rows(res: dict[str, Any]) -> tuple[list[list[Cell]], list[list[Cell]]]:
@@ -280,7 +305,7 @@ def run_page(run_dir: str | Path, limit: int = 60) -> Path:
     both, change = _metric_rows(res)
     body = [f"<h1>{esc(title)}</h1>", _verdict(res), _header(res), "<h2>Baseline vs compressed (test split)</h2>",
             table(["metric", "baseline", "compressed", "Δ"], both),
-            "<h2>What changed</h2>", table(["metric", "compressed vs baseline"], change),
+            "<h2>What changed</h2>", table(["metric", "compressed vs baseline"], change), _task_table(res),
             '<p class="meta">Grey brackets: 95% bootstrap intervals over the test samples (models and threshold fixed).'
             "</p>"]
     figs = [figure(run_dir / name, caption) for name, caption in RUN_PLOTS if (run_dir / name).is_file()]
