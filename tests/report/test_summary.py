@@ -57,7 +57,7 @@ def test_swept_factors_from_overrides():
 def test_target_sweep_gives_distinguishable_rows_labels_and_a_failed_job(tmp_path):
     sweep = tmp_path / "sweep"
     for t, seed in (("0.9", 1), ("0.8", 2)):
-        fake_run(sweep / f"selector.target={t}", ["selector.target=" + t, "limit=300", "fit_limit=300"],
+        fake_run(sweep / f"selector.target={t}", ["selector.target=" + t, "limit=300"],
                  {"config.selector.target": float(t), "compressed.coverage": float(t) - 0.01}, seed)
     bad = sweep / "selector.target=1.5"
     (bad / ".hydra").mkdir(parents=True)
