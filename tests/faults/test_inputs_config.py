@@ -24,7 +24,7 @@ def refused(cli, tmp_cache, tmp_path, *overrides: str) -> str:
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (["limit=0", "fit_limit=0"], "limit=0 must be a whole number >= 1, or null for all"),
+    (["limit=0"], "limit=0 must be a whole number >= 1, or null for all"),
     (["limit=-1", "ood.limit=0"], "2 problems in the config: limit=-1 must be a whole number >= 1, or null for all; "
                                   "ood.limit=0 must be a whole number >= 1, or null for all"),
 ])
