@@ -54,7 +54,7 @@ def _chosen(group: str, overrides: Sequence[str]) -> str | None:
     return None
 
 
-def key_error(key: str, overrides: Sequence[str]) -> str:
+def key_error(key: str, overrides: Sequence[str], config_name: str = "config") -> str:
     """The line for an override of a key the config does not have (``selector.targt``, ``limt``)."""
     from omegaconf import OmegaConf
 
@@ -66,21 +66,25 @@ def key_error(key: str, overrides: Sequence[str]) -> str:
         owner, prefix, rest = f"{parts[0]} '{choice}'", parts[0], parts[1:]
     else:
         node = OmegaConf.to_container(OmegaConf.load(CONF / "config.yaml"))
+        top = CONF / f"{config_name}.yaml"
+        if config_name != "config" and top.is_file():  # e.g. tune.yaml, which composes config.yaml
+            node.update(OmegaConf.to_container(OmegaConf.load(top)))
         owner, prefix, rest = "the config", "", parts
-    for p in rest[:-1]:  # down to the dict that lacks the last part
+    last = rest[-1] if rest else key
+    for p in rest[:-1]:  # down to the dict that lacks a part
         if not isinstance(node, dict) or p not in node:
+            last = p
             break
         node, prefix = node[p], f"{prefix}.{p}" if prefix else p
         owner = prefix
     options = sorted(k for k in (node if isinstance(node, dict) else {}) if k not in ("defaults", "hydra"))
-    last = rest[-1] if rest else key
     close = _close(last, options)
     hint = f" (did you mean {prefix + '.' if prefix else ''}{close}?)" if close else ""
     listed = f"; its options: {', '.join(options)}" if 0 < len(options) <= 12 else ""
     return f"{key}=...: {owner} has no option '{last}'{hint}{listed}; +{key}=VALUE adds a new key"
 
 
-def one_line(exc: BaseException, overrides: Sequence[str]) -> str | None:
+def one_line(exc: BaseException, overrides: Sequence[str], config_name: str = "config") -> str | None:
     """The one line for a Hydra composition error that is a typo, else None (Hydra reports it)."""
     from hydra.errors import MissingConfigException
 
@@ -90,7 +94,7 @@ def one_line(exc: BaseException, overrides: Sequence[str]) -> str | None:
             return choice_error(group, name)
     m = re.match(r"Could not override '([^']+)'", str(exc))
     if m and "not in struct" in str(exc.__cause__ or "") + str(exc):
-        return key_error(m.group(1), overrides)
+        return key_error(m.group(1), overrides, config_name)
     return None
 
 
@@ -107,7 +111,7 @@ def install() -> None:
         try:
             return original(self, config_name, overrides, *args, **kwargs)
         except ConfigCompositionException as e:
-            line = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else one_line(e, list(overrides))
+            line = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else one_line(e, list(overrides), str(config_name or "config"))
             if line is None:
                 raise
             print(f"uqcompress: error: {line}", file=sys.stderr)
