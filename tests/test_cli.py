@@ -12,7 +12,8 @@ from tests.data.real_bigbench import real_bigbench  # noqa: F401  (fixture)
 from tests.data.real_sources import debian_fashion_mnist  # noqa: F401  (fixture)
 
 
-FAST = ["limit=300", "ood.limit=200", "model.epochs=6", "model.batch_size=32", "progress=false", "latency.repeats=2"]
+FAST = ["limit=300", "fit_limit=300", "ood.limit=200", "model.epochs=6", "model.batch_size=32", "progress=false",
+        "latency.repeats=2"]
 KEYS = ["baseline.accuracy", "compressed.accuracy", "compressed.flips", "compressed.c2i", "compressed.i2c",
         "compressed.kl", "compressed.coverage", "compressed.saved_rate", "compressed.ood_auroc", "compressed.ece",
         "compressed.aurc", "baseline.model_size_bytes", "compressed.model_size_bytes",
@@ -37,6 +38,23 @@ def test_default_run_writes_results_and_predictions(cli, tmp_path):
                                  "compressed_confidence", "baseline_accepted", "compressed_accepted"}
     # the table reached the terminal
     assert "OOD AUROC" in r.stdout and "flips" in r.stdout
+
+
+@pytest.mark.slow  # 29 s: four small sweeps
+def test_two_sweeps_without_a_sweep_dir_land_in_two_folders_and_a_named_one_resumes(cli, tmp_path):
+    tiny = ["--multirun", "quant=none", "limit=60", "fit_limit=60", "ood=none", "model.epochs=1", "progress=false",
+            "plots=false", "bootstrap=0", "latency.repeats=1", "latency.warmup=0"]
+    for _ in range(2):
+        r = cli(*tiny, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+    results = sorted((tmp_path / "multirun").rglob("results.json"))
+    assert len(results) == 2 and results[0].parent.parent != results[1].parent.parent  # two sweep folders
+    assert all(p.parent.parent.parent.parent == tmp_path / "multirun" for p in results)  # multirun/DATE/TIME/job
+    for _ in range(2):  # the same sweep, named: the second run resumes it (skips its job)
+        r = cli(*tiny, "sweep_name=mine", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
+    assert len(list((tmp_path / "multirun" / "mine").rglob("results.json"))) == 1
+    assert "already has results; skipping" in r.stdout + r.stderr
 
 
 @pytest.mark.slow
@@ -169,7 +187,7 @@ def test_real_llm_run_on_bigbench_multiple_choice(cli, tmp_path, real_bigbench):
 
 @pytest.mark.slow
 def test_real_cifar10_run_with_a_pretrained_backbone(cli, tmp_path, real_bigbench):
-    r = cli("model=efficientnet_lite0", "data=cifar10", "quant=int8", "limit=100", "ood.limit=50",
+    r = cli("model=efficientnet_lite0", "data=cifar10", "quant=int8", "limit=100", "fit_limit=100", "ood.limit=50",
             "model.image_size=64", "latency.repeats=1", "progress=false", "plots=false", f"hydra.run.dir={tmp_path}",
             timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]

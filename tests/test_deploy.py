@@ -237,7 +237,7 @@ def test_cli_cascade_export_answers_as_the_runs_cascade(tmp_path, tmp_cache):
     from uqcompress.pipeline import run_config
 
     path = tmp_path / "cascade.pt"
-    res = run_config({"data": {"name": "mnist"}, "limit": 300, "ood": {"name": "none"}, "threads": 1,
+    res = run_config({"data": {"name": "mnist"}, "limit": 300, "fit_limit": 300, "ood": {"name": "none"}, "threads": 1,
                       "model": {"name": "small_cnn", "epochs": 1, "width": 8, "hidden": 16}, "quant": {"name": "int8"},
                       "selector": {"name": "coverage", "target": 0.7}, "progress": False, "latency": {"repeats": 3},
                       "deploy": {"export": str(path), "fallback": "baseline"}})

@@ -118,7 +118,7 @@ def test_save_needs_a_rebuildable_model(models, tmp_path):
         pred.save(tmp_path / "p.pt")
 
 
-RUN = {"seed": 0, "limit": 100, "progress": False,
+RUN = {"seed": 0, "limit": 100, "fit_limit": 100, "progress": False,
        "data": {"name": "mnist", "splits": {"fit": 0.6, "calibration": 0.2, "test": 0.2}},
        "model": {"name": "small_cnn", "epochs": 1, "width": 8, "hidden": 32},
        "quant": {"name": "int8", "calibration_samples": 64}, "ood": {"name": "none"},
@@ -143,9 +143,9 @@ def test_deploy_export_reproduces_the_runs_compressed_scores(tmp_path, tmp_cache
 @pytest.mark.slow
 def test_cli_deploy_export(tmp_path, tmp_cache):
     out = tmp_path / "p.pt"
-    cmd = [sys.executable, "-m", "uqcompress", "limit=100", "ood.limit=100", "progress=false", "model.epochs=1",
-           "model.width=8", "uncertainty=mc_dropout", "uncertainty.samples=4", "uncertainty.mode=head",
-           "selector=mc_interval", f"deploy.export={out}", f"hydra.run.dir={tmp_path / 'run'}"]
+    cmd = [sys.executable, "-m", "uqcompress", "limit=100", "fit_limit=100", "ood.limit=100", "progress=false",
+           "model.epochs=1", "model.width=8", "uncertainty=mc_dropout", "uncertainty.samples=4",
+           "uncertainty.mode=head", "selector=mc_interval", f"deploy.export={out}", f"hydra.run.dir={tmp_path / 'run'}"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "UQCOMPRESS_CACHE": str(tmp_cache)}
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -277,9 +277,10 @@ def test_results_say_where_each_model_ran_read_from_the_modules(tmp_cache, monke
     seen = {}
     real = pipeline.device_name
     monkeypatch.setattr(pipeline, "device_name", lambda m: seen.setdefault(id(m), real(m)))
-    res = pipeline.run_config({"data": {"name": "mnist"}, "limit": 120, "model": {"name": "small_cnn", "epochs": 1,
-                               "width": 8, "hidden": 16}, "quant": {"name": "prune_global_l1", "amount": 0.3},
-                               "ood": {"name": "none"}, "progress": False, "device": "cpu", "threads": 1,
+    res = pipeline.run_config({"data": {"name": "mnist"}, "limit": 120, "fit_limit": 120,
+                               "model": {"name": "small_cnn", "epochs": 1, "width": 8, "hidden": 16},
+                               "quant": {"name": "prune_global_l1", "amount": 0.3}, "ood": {"name": "none"},
+                               "progress": False, "device": "cpu", "threads": 1,
                                "latency": {"repeats": 3}})
     m = res.metrics
     assert m["baseline.device"] == "cpu" and m["compressed.device"] == "cpu" and m["config.device"] == "cpu"

@@ -80,8 +80,8 @@ def test_embedded_default_job_logs_its_start_up_and_imports_only_what_it_needs(t
 
     cache = tmp_path / "cache"
     env = {**os.environ, "PYTHONPATH": str(root), "CI": "true", "UQCOMPRESS_CACHE": str(cache)}
-    args = ["limit=120", "ood.limit=50", "model.epochs=1", "threads=1", "plots=false", "progress=false",
-            "latency.repeats=1"]
+    args = ["limit=120", "fit_limit=120", "ood.limit=50", "model.epochs=1", "threads=1", "plots=false",
+            "progress=false", "latency.repeats=1"]
     for i in range(2):  # cold (trains, calibrates int8), then warm (loads both from the cache)
         r = subprocess.run([sys.executable, "-X", "importtime", "-m", "uqcompress", *args,
                             f"hydra.run.dir={tmp_path / f'run{i}'}"], cwd=root, env=env, capture_output=True,

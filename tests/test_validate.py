@@ -74,8 +74,8 @@ def test_all_problems_in_one_line():
 
 @pytest.mark.parametrize("cfg, expected", [
     ({"limt": 5}, "unknown option 'limt'; did you mean limit?"),
-    ({"data": {"name": "mnist", "limit": 40}}, "data=mnist has no option 'limit'; its options: splits (limit=N caps every "
-                                               "split of the run)"),
+    ({"data": {"name": "mnist", "limit": 40}}, "data=mnist has no option 'limit'; its options: splits (limit=N caps the "
+                                               "evaluated splits of the run, fit_limit=N the fit split)"),
     ({"data": {"name": "trec", "max_sample": 40}}, "data=trec has no option 'max_sample'; did you mean data.max_samples?"),
     ({"data": {"name": "trec", "max_samples": 0}}, "data.max_samples=0 must be a whole number >= 1, or null for all"),
     ({"data": {"name": "bigbench_mc", "limit": -1}}, "data.limit=-1 must be a whole number >= 1, or null for all"),

@@ -10,9 +10,11 @@ import hydra
 from omegaconf import DictConfig
 
 from uqcompress._compat import install_shim
+from uqcompress.config_errors import install as install_config_errors
 from uqcompress.help import register as register_help
 
 install_shim()  # before anything imports torchvision
+install_config_errors()  # typos (quant=int9, selector.targt=...): one line with the close match, exit 2
 register_help()  # ${uqcompress_help:}: --help built from the YAMLs' comments (uqcompress/help.py)
 
 

@@ -333,6 +333,7 @@ class SweepStatus(Callback):
         done = "tune.json" if "tune" in config else None  # a tune job's finished file (uqcompress.tune.report)
         failed, total = failed_jobs(sweep_dir, self.start, done)
         SWEEP.update(dir=sweep_dir, failed=failed, total=total)
+        log.info("sweep folder: %s (its report: python -m uqcompress.report %s)", sweep_dir, sweep_dir)
 
 
 def sweep_failure_line() -> str | None:

@@ -149,7 +149,7 @@ def help_text(cfg: Any = None, choices: dict[str, str] | None = None, width: int
              "Usage: python -m uqcompress [GROUP=CHOICE ...] [KEY=VALUE ...]",
              "       python -m uqcompress --multirun quant=none,int8 selector.target=0.8,0.9   "
              "(a sweep: one job per combination)",
-             "       python -m uqcompress.report multirun/default      "
+             "       python -m uqcompress.report multirun/DATE/TIME    "
              "(a sweep's tables, plots and report.html)",
              "       python -m uqcompress quant=int4_weight_only --help "
              "(this help with the options of that choice)", ""]

@@ -3,8 +3,9 @@ selection -> metrics -> predictions.
 
 Example (Python, no Hydra):
     >>> from uqcompress.pipeline import run_config
-    >>> res = run_config({"data": {"name": "mnist"}, "limit": 200, "model": {"name": "small_cnn", "epochs": 1},
-    ...                   "quant": {"name": "none"}, "ood": {"name": "none"}, "progress": False})  # doctest: +SKIP
+    >>> res = run_config({"data": {"name": "mnist"}, "limit": 200, "fit_limit": 200,
+    ...                   "model": {"name": "small_cnn", "epochs": 1}, "quant": {"name": "none"},
+    ...                   "ood": {"name": "none"}, "progress": False})  # doctest: +SKIP
     >>> 0 <= res.metrics["baseline.accuracy"] <= 1  # doctest: +SKIP
     True
 """
@@ -45,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "threads": None,
     "batch_size": 256,
     "limit": None,
+    "fit_limit": None,
     "uncertainty": {"name": "msp"},
     "selector": {"name": "coverage", "target": 0.9},
     "ood": {"name": "none"},
@@ -97,15 +99,22 @@ def load_data(cfg: dict) -> tuple[DataBundle, Split | None]:
     from uqcompress.validate import warn_small_calibration
 
     data = load_dataset(dict(cfg["data"]), cfg["seed"])
-    limit = cfg.get("limit")
-    if limit is not None:  # validated >= 1 up front; 0 is not "no limit"
-        data.splits = {k: s.head(int(limit)) for k, s in data.splits.items()}
-    try:
+    limit, fit_limit = cfg.get("limit"), cfg.get("fit_limit")
+    # limit caps the evaluated splits only: the fit split (what a model is trained and cached on, what feature
+    # scorers fit) keeps all its samples unless fit_limit caps it, so limit=100 never retrains a model on 100 images
+    caps = {k: fit_limit if k == "fit" else limit for k in data.splits}
+    data.splits = {k: s.head(int(caps[k])) if caps[k] is not None else s for k, s in data.splits.items()}
+    try:  # validated >= 1 up front; 0 is not "no limit"
         check_classes(data)
     except ValueError as e:
-        if limit is None:
+        if limit is None and fit_limit is None:
             raise
-        raise ValueError(f"{e} (limit={limit} keeps at most {limit} samples per split)") from None
+        if limit == fit_limit:
+            said = [f"limit={limit} keeps at most {limit} samples per split"]
+        else:
+            said = [f"limit={limit} keeps at most {limit} samples per evaluated split"] if limit is not None else []
+            said += [f"fit_limit={fit_limit} keeps at most {fit_limit} fit samples"] if fit_limit is not None else []
+        raise ValueError(f"{e} ({'; '.join(said)})") from None
     warn_small_calibration(cfg.get("selector") or DEFAULTS["selector"], len(data["calibration"]))
     ood = None
     ood_cfg = dict(cfg.get("ood") or {"name": "none"})

@@ -94,7 +94,8 @@ def _optional_str(value: Any, key: str) -> None:
 
 
 TOP_LEVEL_CHECKS: dict[str, Callable[[Any, str], None]] = {
-    "seed": _int_at_least(0), "device": _device, "limit": count, "batch_size": count, "threads": count,
+    "seed": _int_at_least(0), "device": _device, "limit": count, "fit_limit": count, "batch_size": count,
+    "threads": count,
     "progress": flag, "resume": flag, "plots": flag, "cache_dir": _optional_str,
 }
 LATENCY_CHECKS = {"batch_size": _int_at_least(1), "repeats": _int_at_least(1), "warmup": _int_at_least(0),
@@ -333,7 +334,7 @@ def _unknown(prefix: str, key: str, known: Iterable[str], owner: str | None = No
     hint = f"; did you mean {prefix}{close[0]}?" if close else (f"; its options: {', '.join(names)}" if owner and names
                                                                 else "")
     if key == "limit" and prefix in ("data.", "model.", "quant."):
-        hint += " (limit=N caps every split of the run)"
+        hint += " (limit=N caps the evaluated splits of the run, fit_limit=N the fit split)"
     return where + hint
 
 

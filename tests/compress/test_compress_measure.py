@@ -38,9 +38,10 @@ def test_dense_weight_reads_quantized_storage():
 def test_pipeline_reports_bits_and_sparsity_for_both_models(tmp_cache):
     from uqcompress.pipeline import run_config
 
-    res = run_config({"data": {"name": "mnist"}, "limit": 120, "model": {"name": "small_cnn", "epochs": 1},
-                      "quant": {"name": "prune_global_l1", "amount": 0.5}, "ood": {"name": "none"},
-                      "progress": False, "latency": {"batch_size": 8, "repeats": 2, "warmup": 1}})
+    res = run_config({"data": {"name": "mnist"}, "limit": 120, "fit_limit": 120,
+                      "model": {"name": "small_cnn", "epochs": 1}, "quant": {"name": "prune_global_l1", "amount": 0.5},
+                      "ood": {"name": "none"}, "progress": False,
+                      "latency": {"batch_size": 8, "repeats": 2, "warmup": 1}})
     m = res.metrics
     assert m["baseline.bits"] == 32 and m["baseline.sparsity"] < 0.01
     assert m["compressed.bits"] == 32 and abs(m["compressed.sparsity"] - 0.5) <= 0.01

@@ -10,7 +10,7 @@ from uqcompress.data import load_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FAST = ["limit=300", "progress=false", "latency.repeats=2", "threads=1"]  # model=checkpoint trains nothing
+FAST = ["limit=300", "fit_limit=300", "progress=false", "latency.repeats=2", "threads=1"]  # checkpoint: no training
 
 
 @pytest.fixture(scope="module")

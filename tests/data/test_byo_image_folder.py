@@ -11,7 +11,7 @@ from uqcompress.data import load_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FAST = ["limit=300", "model.epochs=6", "model.batch_size=32", "progress=false", "latency.repeats=2",
+FAST = ["limit=300", "fit_limit=300", "model.epochs=6", "model.batch_size=32", "progress=false", "latency.repeats=2",
         "threads=1"]  # one thread: tiny models on a shared CPU train faster without thread contention
 PER_CLASS = 40
 

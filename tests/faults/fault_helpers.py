@@ -17,8 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # the embedded default (real MNIST + animal silhouettes, small CNN, static int8), shrunk to seconds; two epochs make
 # a model clearly better than chance (~0.7), so a swapped or random-init entry would show in the numbers
-FAST = ["limit=300", "ood.limit=200", "model.epochs=2", "model.batch_size=16", "threads=1", "plots=false",
-        "progress=false", "latency.repeats=2"]
+FAST = ["limit=300", "fit_limit=300", "ood.limit=200", "model.epochs=2", "model.batch_size=16", "threads=1",
+        "plots=false", "progress=false", "latency.repeats=2"]
 # results that depend on the data and the models only (latency is timed, the run section names the run)
 #: keys that depend on when and how fast a run ran, not on what it computed (``*_from_cache``: was the calibrated
 #: state read from the cache, a fact of the run)

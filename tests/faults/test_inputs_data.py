@@ -37,7 +37,7 @@ def test_coverage_selector_on_one_calibration_sample_warns_with_the_number():
 
 
 def test_cli_warns_when_limit_leaves_a_tiny_calibration_split(cli, tmp_path):
-    r = cli("limit=20", "ood=none", "quant=none", "model.epochs=1", "plots=false", "progress=false",
+    r = cli("limit=20", "fit_limit=20", "ood=none", "quant=none", "model.epochs=1", "plots=false", "progress=false",
             "latency.repeats=1", f"hydra.run.dir={tmp_path}")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "CalibrationWarning: calibration split has 20 samples: too few for selector=coverage target=0.9 " \
@@ -78,4 +78,4 @@ def test_a_limit_that_leaves_one_class_says_so(tmp_path):
     assert data.num_classes == 2
     with pytest.raises(ValueError, match=r"has samples of 1 of its 2 classes \(label 'pos' in all 3 samples\).*\(limit=1 keeps at most 1 "
                                          r"samples per split\)$"):
-        load_data({**cfg, "limit": 1})  # the first row of each split: all 'pos'
+        load_data({**cfg, "limit": 1, "fit_limit": 1})  # the first row of each split: all 'pos'

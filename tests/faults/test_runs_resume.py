@@ -16,8 +16,8 @@ from uqcompress.app import NON_RESULT_KEYS, run_fingerprint
 from fault_helpers import FAST, ROOT, cli, copy_sweep, numbers
 
 CONF = {"model": {"name": "small_cnn", "epochs": 2}, "quant": {"name": "int8"}, "seed": 0, "limit": 300,
-        "device": "auto", "latency": {"repeats": 2}, "progress": False, "plots": False, "resume": True,
-        "threads": None, "sweep_name": "default", "cache_dir": None}
+        "fit_limit": 300, "device": "auto", "latency": {"repeats": 2}, "progress": False, "plots": False,
+        "resume": True, "threads": None, "sweep_name": "default", "cache_dir": None}
 
 
 def test_fingerprint_ignores_only_keys_that_do_not_change_results(monkeypatch):

@@ -19,7 +19,7 @@ import pytest
 from fault_helpers import cli, events
 
 # the embedded default shrunk (issue 19's sizes); 2 schemes x 3 selector targets, the target 1.5 is refused
-SMALL = ["limit=300", "ood.limit=200", "model.epochs=1", "threads=1", "plots=false", "progress=false",
+SMALL = ["limit=300", "fit_limit=300", "ood.limit=200", "model.epochs=1", "threads=1", "plots=false", "progress=false",
          "latency.repeats=2"]
 SWEEP = ["quant=none,int8", "selector.target=0.8,0.9,1.5"]
 

@@ -133,7 +133,7 @@ def test_pipeline_text_run_with_text_ood(cache, model):
     from uqcompress.pipeline import run_config
 
     res = run_config({"data": {"name": "trec", "max_samples": 300}, "model": CFG, "quant": {"name": "none"},
-                      "ood": {"name": "sms_spam", "splits": {"test": 1.0}, "limit": 40}, "limit": 40,
+                      "ood": {"name": "sms_spam", "splits": {"test": 1.0}, "limit": 40}, "limit": 40, "fit_limit": 40,
                       "progress": False, "latency": {"batch_size": 8, "repeats": 2, "warmup": 1}})
     m = res.metrics
     assert m["n_test"] == 40 and m["n_ood"] == 40

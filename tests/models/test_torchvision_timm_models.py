@@ -60,7 +60,7 @@ def test_pipeline_runs_with_random_weights(tmp_cache, tmp_path, model, quant):
     mcfg = {"name": model, "pretrained": False, **FAST}
     if model == "timm":
         mcfg["arch"] = TINY_TIMM
-    cfg = {"data": {"name": "mnist"}, "limit": 12, "model": mcfg, "quant": {"name": quant},
+    cfg = {"data": {"name": "mnist"}, "limit": 12, "fit_limit": 12, "model": mcfg, "quant": {"name": quant},
            "ood": {"name": "animal_mnist", "limit": 6}, "progress": False,
            "latency": {"batch_size": 2, "repeats": 1, "warmup": 0}}
     res = run_config({**cfg, "deploy": {"export": str(tmp_path / "p.pt")}})

@@ -22,8 +22,8 @@ import chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SWEEP = ["--multirun", "quant=int8,prune_global_l1", "selector.target=0.8,0.9", "limit=300", "ood.limit=200",
-         "model.epochs=4", "model.batch_size=32", "threads=1", "progress=false", "latency.repeats=2"]
+SWEEP = ["--multirun", "quant=int8,prune_global_l1", "selector.target=0.8,0.9", "limit=300", "fit_limit=300",
+         "ood.limit=200", "model.epochs=4", "model.batch_size=32", "threads=1", "progress=false", "latency.repeats=2"]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 needs_chromium = pytest.mark.skipif(not chromium.available(),
                                     reason=f"headless Chromium not found; install it: {chromium.INSTALL}")
@@ -93,14 +93,23 @@ def test_report_writes_only_its_own_folder(sweep):
 @needs_chromium
 def test_sweep_page_loads_without_console_errors_and_shows_every_run(sweep, tmp_path):
     summary = pd.read_csv(sweep / "report" / "summary.csv")
-    with chromium.Browser(tmp_path / "profile", width=1280, height=1500) as b:
+    with chromium.Browser(tmp_path / "profile", width=1400, height=1000) as b:
         b.open((sweep / "report" / "report.html").as_uri())
         assert b.evaluate("document.documentElement.getAttribute('data-ready')") == "1"  # the script ran to its end
         rows = b.evaluate("Array.from(document.querySelector('table.sortable').tBodies[0].rows)"
-                          ".map(r => r.cells[0].textContent)")
-        assert sorted(rows) == sorted(summary["label"])
+                          ".map(r => r.cells[1].textContent)")
+        assert rows == summary["label"].tolist()  # ranked by flips, fewest first (the default --sort)
+        assert summary["compressed.flips"].is_monotonic_increasing
+        marks = b.evaluate("Array.from(document.querySelector('table.sortable').tBodies[0].rows)"
+                           ".map(r => r.cells[0].textContent)")
+        assert "★ best" in marks[0] and all("★" not in m for m in marks[1:])
+        assert ["◆ Pareto" in m for m in marks] == summary["pareto"].tolist() and summary["pareto"].any()
+        # the metric columns fit the page: no horizontal scroll at 1400 px
+        assert b.evaluate("document.querySelector('table.runs').getBoundingClientRect().right") <= 1400
+        assert b.evaluate("document.documentElement.scrollWidth") <= 1400
         heads = b.evaluate("Array.from(document.querySelector('table.sortable').tHead.rows[0].cells)"
                            ".map(c => c.textContent)")
+        assert "size" in heads and "rank" in heads
         shot = b.screenshot(tmp_path / "sweep_report.png")  # as opened (README: docs/sweep_report.png)
         b.screenshot(tmp_path / "sweep_report_full.png", full_page=True)
         col = heads.index("coverage")

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-FAST = ["limit=300", "ood.limit=200", "model.epochs=6", "model.batch_size=32", "progress=false",
+FAST = ["limit=300", "fit_limit=300", "ood.limit=200", "model.epochs=6", "model.batch_size=32", "progress=false",
         "latency.repeats=2", "plots=false"]
 
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-SMALL = ["limit=300", "model.epochs=1", "threads=1", "plots=false", "progress=false", "ood=none",
+SMALL = ["limit=300", "fit_limit=300", "model.epochs=1", "threads=1", "plots=false", "progress=false", "ood=none",
          "latency.repeats=2"]
 CASCADE = ["cascade.accuracy", "cascade.deferral_rate", "cascade.agreement", "cascade.flips", "cascade.cost"]
 

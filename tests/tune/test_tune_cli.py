@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-TINY = ["limit=300", "ood.limit=100", "model.epochs=6", "model.batch_size=32", "progress=false",
+TINY = ["limit=300", "fit_limit=300", "ood.limit=100", "model.epochs=6", "model.batch_size=32", "progress=false",
         "latency.repeats=2", "tune.bootstrap=200"]
 
 

@@ -13,7 +13,7 @@ from uqcompress.uncertainty import SCORERS
 
 CONF = Path(__file__).resolve().parents[2] / "uqcompress" / "conf"
 BASE = {
-    "seed": 0, "limit": 120, "progress": False, "batch_size": 128,
+    "seed": 0, "limit": 120, "fit_limit": 120, "progress": False, "batch_size": 128,
     "data": {"name": "mnist", "splits": {"fit": 0.6, "calibration": 0.2, "test": 0.2}},
     "model": {"name": "small_cnn", "epochs": 1, "width": 8, "hidden": 32},
     "quant": {"name": "int8", "calibration_samples": 64},

@@ -77,6 +77,7 @@ class Doc:
     acc: float            # lm-eval's own per-sample acc (NaN when not logged)
     acc_norm: float       # and acc_norm
     line: int             # line in its samples file, for messages
+    prompt: str = ""      # the context lm-eval scored the options after (the question), for predictions.csv
 
 
 def task_of(path: Path) -> str:
@@ -251,10 +252,38 @@ def read_samples(path: Path, delimiter: str) -> tuple[dict[int, Doc], set[str]]:
             if doc_id in docs:
                 raise ValueError(f"{where}: doc_id {doc_id} appears twice in {path.name}")
             docs[doc_id] = Doc(doc_id, s.get("doc_hash"), s.get("prompt_hash"), target, lls, lengths,
-                               _logged(s.get("acc")), _logged(s.get("acc_norm")), lineno)
+                               _logged(s.get("acc")), _logged(s.get("acc_norm")), lineno, _prompt(s.get("arguments")))
     if not docs:
         raise ValueError(f"{path}: no samples in the file")
     return docs, filters
+
+
+#: the most characters of a question kept in predictions.csv's ``input`` column
+MAX_PROMPT_CHARS = 500
+
+
+def _prompt(args: Any) -> str:
+    """The context of a sample's first request (lm-eval's ``arguments``: a dict of ``gen_args_i`` or a list of
+    [context, continuation] pairs), cut to :data:`MAX_PROMPT_CHARS`; "" when the file has none."""
+    first = next(iter(args.values()), None) if isinstance(args, dict) else (args[0] if args else None)
+    ctx = (first.get("arg_0") if isinstance(first, dict) else first[0] if isinstance(first, (list, tuple)) and first
+           else None)
+    if not isinstance(ctx, str):
+        return ""
+    ctx = ctx.strip()
+    return ctx if len(ctx) <= MAX_PROMPT_CHARS else ctx[: MAX_PROMPT_CHARS - 1] + "…"
+
+
+def _model_name(results: dict[str, Any]) -> str | None:
+    """The model lm-eval names in its results file (``model_name``, else ``pretrained=`` of its model_args), as the
+    last part of a path."""
+    name = results.get("model_name")
+    if not name:
+        args = (results.get("config") or {}).get("model_args")
+        name = args.get("pretrained") if isinstance(args, dict) else None
+        if isinstance(args, str):
+            name = dict(kv.split("=", 1) for kv in args.split(",") if "=" in kv).get("pretrained")
+    return Path(str(name)).name if name else None
 
 
 def _read_task(path: Path, cache: dict[Path, dict]) -> dict[int, Doc]:
@@ -338,7 +367,7 @@ def read_lm_eval(baseline: str | Sequence[str] | None = None, compressed: str | 
             raise ValueError(f"no task has samples in both runs ({names[0]}: {', '.join(sorted(files_b))}; "
                              f"{names[1]}: {', '.join(sorted(files_c))})")
     skipped, kept, files, cache = [], [], [], {}
-    lls_b, lls_c, lens, targets, group, ids, logged, lines = [], [], [], [], [], [], [], []
+    lls_b, lls_c, lens, targets, group, ids, logged, lines, prompts = [], [], [], [], [], [], [], [], []
     for t in common:
         try:
             db, dc = _read_task(files_b[t], cache), _read_task(files_c[t], cache)
@@ -358,6 +387,7 @@ def read_lm_eval(baseline: str | Sequence[str] | None = None, compressed: str | 
             targets.append(b.target)
             logged.append((b.acc, b.acc_norm, c.acc, c.acc_norm))
             lines.append((b.line, c.line))
+            prompts.append(b.prompt)
     if skipped:
         warnings.warn(f"skipped tasks that are not multiple-choice: {'; '.join(skipped)}", stacklevel=2)
     if not kept:
@@ -382,7 +412,8 @@ def read_lm_eval(baseline: str | Sequence[str] | None = None, compressed: str | 
         _check_logged(kept, group_arr, lines_arr[:, j], paths, who, z, y, logged_arr[:, 2 * j], "acc")
         _check_logged(kept, group_arr, lines_arr[:, j], paths, who, zn, y, logged_arr[:, 2 * j + 1], "acc_norm")
     use_b, use_c = (sum_b, sum_c) if normalize == "sum" else (norm_b, norm_c)
-    rows = pd.DataFrame({"task": np.asarray(kept, dtype=object)[group_arr], "doc_id": np.asarray(ids)})
+    rows = pd.DataFrame({"task": np.asarray(kept, dtype=object)[group_arr], "doc_id": np.asarray(ids),
+                         "input": prompts})
     counts = np.bincount(group_arr, minlength=len(kept))
     facts: dict[str, Any] = {
         "outputs.source": "lm_eval", "outputs.normalize": normalize, "outputs.tasks": kept,
@@ -390,6 +421,10 @@ def read_lm_eval(baseline: str | Sequence[str] | None = None, compressed: str | 
         "outputs.num_options_max": int(k), "outputs.num_questions": int(len(targets)),
         "outputs.skipped_tasks": [x.split(" (", 1)[0] for x in skipped],
     }
+    for who, f in (("baseline", files[0][0]), ("compressed", files[0][1])):  # the models, as lm-eval names them
+        model = _model_name(_run_config(f, cache))
+        if model:
+            facts[f"outputs.{who}_model"] = model
     facts.update({f"task.{t}.n": int(c) for t, c in zip(kept, counts)})
     return from_arrays(use_b, use_c, y, fractions=fractions, seed=seed,
                        names=names, rows=rows, group=group_arr, group_names=kept,

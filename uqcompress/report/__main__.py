@@ -14,7 +14,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     from uqcompress.report.html import run_page
     from uqcompress.report.results import RESULTS
-    from uqcompress.report.summary import write_report
+    from uqcompress.report.summary import DEFAULT_SORT, write_report
 
     p = argparse.ArgumentParser(prog="python -m uqcompress.report", description=__doc__.splitlines()[0],
                                 epilog="Open the printed report.html in a browser: it is one self-contained file.")
@@ -23,12 +23,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder for a sweep's report (default: <first DIR>/report); never inside a run folder")
     p.add_argument("--n-boot", type=int, default=1000,
                    help="bootstrap resamples for runs whose results.json has no intervals yet (0 = none)")
+    p.add_argument("--sort", default=DEFAULT_SORT, metavar="KEY",
+                   help="rank a sweep's runs by this results key (default: %(default)s; higher-is-better metrics such "
+                        "as compressed.accuracy rank descending, the others ascending)")
     args = p.parse_args(argv)
     try:
         if len(args.dirs) == 1 and (args.dirs[0] / RESULTS).is_file() and args.out is None:
             paths = [run_page(args.dirs[0])]
         else:
-            paths = write_report(args.dirs, args.out, n_boot=args.n_boot)
+            paths = write_report(args.dirs, args.out, n_boot=args.n_boot, sort=args.sort)
     except (FileNotFoundError, ValueError) as e:
         print(f"uqcompress.report: error: {e}", file=sys.stderr)
         return 2

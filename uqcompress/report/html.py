@@ -32,7 +32,7 @@ RUN_PLOTS = [("risk_coverage.png", "Risk–coverage"), ("reliability.png", "Reli
 SWEEP_EXAMPLES = 12  # flipped examples shown per run on a sweep page (each run's own page shows more)
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1280px;
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1400px;
  padding:16px 24px;color:#1d1d1f}
 h1{font-size:22px;margin:4px 0 2px}
 h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd;padding-bottom:3px}
@@ -50,6 +50,13 @@ table.sortable th[aria-sort=descending]:after{content:" \\2193";color:#333}
 .ci{color:#777;font-size:11px}.bad{color:#b00020}.muted{color:#888}
 figure{margin:10px 0 18px}figure img{max-width:100%;border:1px solid #eee}figcaption{color:#555;font-size:12px}
 img.thumb{image-rendering:pixelated;display:block}td.input{max-width:480px}
+.verdict{font-size:15px;font-weight:600;padding:6px 10px;border-left:4px solid #b00020;background:#fbf3f4}
+.verdict.ok{border-left-color:#1b7f3b;background:#f1f8f3}
+table.runs{font-size:12px}table.runs th,table.runs td{padding:2px 4px}
+table.runs td.num{white-space:normal}table.runs .ci{display:block;font-size:10px;line-height:1.2}
+table.runs th{white-space:normal;overflow-wrap:break-word}.nw{white-space:nowrap}table.runs td{max-width:170px}
+.best{color:#1b7f3b;font-weight:600;white-space:nowrap}.pareto{color:#1f5fbf;white-space:nowrap}
+h3.dataset{font-size:15px;margin:16px 0 4px}
 details{margin:4px 0}summary{cursor:pointer}.scroll{overflow-x:auto}
 """
 
@@ -202,8 +209,33 @@ def _kv_table(items: Iterable[tuple[str, Any]]) -> str:
 
 # ---- the run page ------------------------------------------------------------------------------------------------
 def run_title(res: dict[str, Any]) -> str:
-    return (f"{res.get('config.model', '?')} × {res.get('config.quant', '?')} on {res.get('config.data', '?')} "
-            f"(uncertainty={res.get('config.uncertainty', '?')}, selector={res.get('config.selector', '?')})")
+    """What was compared: ``model × quant on data``, or for stored outputs the two models (as lm-eval names them, else
+    the folders) on the tasks."""
+    how = f"uncertainty={res.get('config.uncertainty', '?')}, selector={res.get('config.selector', '?')}"
+    source = res.get("config.outputs")
+    if isinstance(source, str) and source != "none" and "config.model" not in res:
+        base = res.get("outputs.baseline_model") or res.get("config.baseline") or "baseline"
+        comp = res.get("outputs.compressed_model") or res.get("config.compressed") or "compressed"
+        tasks = res.get("outputs.tasks")
+        tasks = [str(t) for t in tasks] if isinstance(tasks, list) else []
+        on = (", ".join(tasks) if len(tasks) <= 3 else f"{', '.join(tasks[:3])} … ({len(tasks)} tasks)") or "?"
+        return f"{base} vs {comp} on {on} ({source} outputs; {how})"
+    return f"{res.get('config.model', '?')} × {res.get('config.quant', '?')} on {res.get('config.data', '?')} ({how})"
+
+
+def _task_table(res: dict[str, Any]) -> str:
+    """Stored outputs: one row per task and one for all, over every question (calibration + test)."""
+    from uqcompress.report.table import SCOPE_COLS
+
+    if "all.n" not in res:
+        return ""
+    tasks = sorted({k[len("task."):-len(".n")] for k in res if k.startswith("task.") and k.endswith(".n")})
+    cols = [(k, label) for k, label in SCOPE_COLS if f"all.{k}" in res]
+    rows = [[cell(name)] + [num_cell(res.get(f"{scope}.{k}"), 0 if k == "n" else 4) for k, _ in cols]
+            for name, scope in [(t, f"task.{t}") for t in tasks] + [("all", "all")]]
+    note = " (acc: lm-eval's acc, norm: acc_norm)" if "all.baseline.accuracy_norm" in res else ""
+    return (f"<h2>Per task (every question: calibration + test){esc(note)}</h2>"
+            + table(["task"] + [label for _, label in cols], rows))
 
 
 def _metric_rows(res: dict[str, Any]) -> tuple[list[list[Cell]], list[list[Cell]]]:
@@ -266,6 +298,14 @@ def _shown_numbers() -> list[str]:
     return keys + [k + s for k in keys for s in (LOW, HIGH)]
 
 
+def _verdict(res: dict[str, Any]) -> str:
+    from uqcompress.report.verdict import verdict
+
+    line = verdict(res)
+    cls = "verdict ok" if line.startswith("CAN ") else "verdict"
+    return f'<p class="{cls}" id="verdict">{esc(line)}</p>'
+
+
 def run_page(run_dir: str | Path, limit: int = 60) -> Path:
     """Write ``report.html`` into a run folder from its results.json, predictions.csv, plots and thumbnails.
 
@@ -279,9 +319,9 @@ def run_page(run_dir: str | Path, limit: int = 60) -> Path:
     check_numbers(run_dir, res, _shown_numbers())
     title = run_title(res)
     both, change = _metric_rows(res)
-    body = [f"<h1>{esc(title)}</h1>", _header(res), "<h2>Baseline vs compressed (test split)</h2>",
+    body = [f"<h1>{esc(title)}</h1>", _verdict(res), _header(res), "<h2>Baseline vs compressed (test split)</h2>",
             table(["metric", "baseline", "compressed", "Δ"], both),
-            "<h2>What changed</h2>", table(["metric", "compressed vs baseline"], change),
+            "<h2>What changed</h2>", table(["metric", "compressed vs baseline"], change), _task_table(res),
             '<p class="meta">Grey brackets: 95% bootstrap intervals over the test samples (models and threshold fixed).'
             "</p>"]
     figs = [figure(run_dir / name, caption) for name, caption in RUN_PLOTS if (run_dir / name).is_file()]
@@ -330,22 +370,85 @@ def _link(target: Path, base: Path, text: str) -> str:
     return f'<a href="{esc(rel)}">{esc(text)}</a>'
 
 
+#: the metric columns of the sweep page's table (size: a ratio with bits and sparsity, its own column)
+PAGE_COLS = ["baseline.accuracy", "compressed.accuracy", "compressed.flips", "compressed.c2i", "compressed.i2c",
+             "compressed.kl", "compressed.coverage", "compressed.selective_risk", "compressed.saved_rate",
+             "compressed.flip_catch_rate", "compressed.ood_auroc", "compressed.ece", "compressed.aurc",
+             "compressed.speedup"]
+
+
+def _size_cell(r: pd.Series) -> Cell:
+    """Compressed size as a ratio of the baseline's, with the weight bits and the sparsity."""
+    ratio = r.get("size_ratio")
+    parts = [] if is_missing(ratio) else [f"×{float(ratio):.2f}"]
+    bits = r.get("compressed.bits")
+    if not is_missing(bits):
+        parts.append(f"{float(bits):g}-bit")
+    sparsity = r.get("compressed.sparsity")
+    if not is_missing(sparsity) and float(sparsity) >= 0.005:
+        parts.append(f"{100 * float(sparsity):.0f}% sparse")
+    body = "<br>".join(f'<span class="nw">{esc(p)}</span>' for p in parts) or "—"
+    return Cell(body, "" if is_missing(ratio) else float(ratio), num=True)
+
+
+def _rank_cell(r: pd.Series, sort: str) -> Cell:
+    from uqcompress.report.summary import short
+
+    marks = []
+    if r.get("best") is True:
+        marks.append(f'<span class="best" title="best by {esc(short(sort))}">★ best</span>')
+    if r.get("pareto") is True:
+        marks.append('<span class="pareto" title="Pareto set: no run is both smaller and has fewer flips">'
+                     "◆ Pareto</span>")
+    return Cell(f"{int(r['rank'])} " + " ".join(marks), int(r["rank"]), num=True)
+
+
 def _summary_table(summary: pd.DataFrame, out: Path) -> str:
-    from uqcompress.report.summary import TABLE_COLS, column_decimals, short
+    from uqcompress.report.summary import column_decimals, short
 
     factors = summary.attrs.get("factors", [])
-    cols = [c for c in TABLE_COLS if c in summary.columns]
+    sort = summary.attrs.get("sort")
+    ranked = sort is not None and "rank" in summary.columns
+    cols = [c for c in PAGE_COLS if c in summary.columns]
     dec = column_decimals(summary, cols)
     rows = []
     for _, r in summary.iterrows():
-        row = [Cell(_link(Path(r["run"]) / PAGE, out, r["label"]), r["label"])]
+        row = [_rank_cell(r, sort)] if ranked else []
+        row.append(Cell(_link(Path(r["run"]) / PAGE, out, r["label"]), r["label"]))
         for f in factors:
             v = r[f"config.{f}"]  # as given (0.85 stays 0.85), sorted as a number when it is one
             row.append(Cell(esc(_plain(v)), v, num=True) if isinstance(v, (int, float)) and not is_missing(v)
                        else cell(v))
         row += [num_cell(r[c], dec[c], r.get(c + LOW), r.get(c + HIGH)) for c in cols]
+        if "size_ratio" in summary.columns:
+            row.append(_size_cell(r))
         rows.append(row)
-    return table(["run"] + list(factors) + [short(c) for c in cols], rows)
+    heads = (["rank"] if ranked else []) + ["run"] + list(factors) + [short(c).replace("_", " ") for c in cols]
+    heads += ["size"] if "size_ratio" in summary.columns else []
+    return table(heads, rows).replace('<table class="sortable">', '<table class="sortable runs">', 1)
+
+
+def _runs_section(summary: pd.DataFrame, out: Path) -> str:
+    """The runs table, one per data set when the runs measured several (with a line saying so)."""
+    from uqcompress.report.summary import datasets_line, short
+
+    sort = summary.attrs.get("sort")
+    head = ""
+    if sort:
+        order = "ascending" if summary.attrs.get("ascending") else "descending"
+        head = (f'<p class="meta">Ranked by {esc(short(sort))} ({order}; <code>--sort KEY</code> picks another). '
+                "★ best by it; ◆ the Pareto set of size vs flips: no other run is both smaller and has fewer flips. "
+                "Size: compressed / baseline bytes, weight bits, sparsity.</p>")
+    mixed = datasets_line(summary)
+    if not mixed:
+        return head + _summary_table(summary, out)
+    parts = [f'<p class="bad">{esc(mixed[0].upper() + mixed[1:])}.</p>', head]
+    for d in dict.fromkeys(summary["dataset"]):
+        part = summary[summary["dataset"] == d]
+        part.attrs = dict(summary.attrs)
+        parts += [f'<h3 class="dataset">Data set: {esc(d)} ({len(part)} run{"s" if len(part) != 1 else ""})</h3>',
+                  _summary_table(part, out)]
+    return "".join(parts)
 
 
 def _common_provenance(summary: pd.DataFrame) -> str:
@@ -380,7 +483,7 @@ def sweep_page(out: str | Path, summary: pd.DataFrame, failed: pd.DataFrame, fig
             f'<p class="meta">{esc("swept: " + (", ".join(factors) or "nothing"))} · report written {esc(now)} · '
             f"{esc(str(out.resolve()))}</p>"]
     if n_runs:
-        body += ["<h2>Runs</h2>", _summary_table(summary, out), f"<p>{esc(correlation_line(summary))}</p>",
+        body += ["<h2>Runs</h2>", _runs_section(summary, out), f"<p>{esc(correlation_line(summary))}</p>",
                  '<p class="meta">Click a header to sort. Grey brackets: 95% bootstrap intervals over the test '
                  "samples (models and threshold fixed). Each run's name opens its own page.</p>"]
     if n_failed:

@@ -106,13 +106,36 @@ def risk_coverage(curves: dict[str, pd.DataFrame], path: Path, title: str = "Ris
         for who, style in (("baseline", BASE_STYLE), ("compressed", COMP_STYLE)):
             cov, risk = M.risk_coverage_curve(test[f"{who}_confidence"].to_numpy(), _correct(test, who))
             ax.plot(cov, risk, **style)
+            point = operating_point(pred, who)
+            if point is not None:  # where the selector's threshold put this model on the test split
+                ax.plot(*point, marker="*", markersize=11, linestyle="none", color=style["color"],
+                        markerfacecolor=style["color"] if who == "compressed" else "white", zorder=5)
         b, c = aurcs[label]
         _note(ax, [f"AURC base {fmt(b, d)}", f"     comp {fmt(c, d)}"])
         ax.set_xlim(0, 1)
         ax.set_ylim(bottom=0)
 
-    return small_multiples(curves, draw, path, title, [BASE_HANDLE, COMP_HANDLE],
+    star = Line2D([], [], marker="*", markersize=10, linestyle="none", color="tab:blue",
+                  label="operating point (chosen threshold)")
+    return small_multiples(curves, draw, path, title, [BASE_HANDLE, COMP_HANDLE, star],
                            "coverage (share of test inputs answered)", "selective risk (error rate answered)")
+
+
+def operating_point(pred: pd.DataFrame, who: str) -> tuple[float, float] | None:
+    """(coverage, selective risk) of ``who`` at its selector's threshold on the test split (from the ``*_accepted``
+    column); None when it answers nothing (risk undefined) or the column is missing."""
+    test = _test(pred)
+    col = f"{who}_accepted"
+    if col not in test or not len(test):
+        return None
+    accepted = test[col].astype(bool).to_numpy()
+    if not accepted.any():
+        return None
+    return float(accepted.mean()), float(1 - _correct(test, who)[accepted].mean())
+
+
+#: a reliability bin with fewer samples is drawn hollow (its accuracy is too noisy to read)
+MIN_BIN_COUNT = 10
 
 
 def reliability_points(conf: pd.Series, correct: pd.Series, n_bins: int = 15) -> tuple[np.ndarray, np.ndarray,
@@ -137,7 +160,8 @@ def _ece(pred: pd.DataFrame, who: str, n_bins: int) -> float:
 def reliability(preds: pd.DataFrame | dict[str, pd.DataFrame], path: Path, title: str = "Reliability",
                 n_bins: int = 15) -> Path:
     """Accuracy vs confidence (max softmax) per bin on the test split, baseline vs compressed, with ECE; one panel
-    per run when ``preds`` maps labels to several runs' predictions."""
+    per run when ``preds`` maps labels to several runs' predictions. Each bin is a point labelled with its sample
+    count and a stem to the diagonal; bins are never joined, and bins under :data:`MIN_BIN_COUNT` samples are hollow."""
     preds = preds if isinstance(preds, dict) else {"": preds}
     eces = {label: (_ece(p, "baseline", n_bins), _ece(p, "compressed", n_bins)) for label, p in preds.items()}
     d = decimals_for([v for pair in eces.values() for v in pair])
@@ -145,17 +169,28 @@ def reliability(preds: pd.DataFrame | dict[str, pd.DataFrame], path: Path, title
     def draw(ax: plt.Axes, pred: pd.DataFrame, label: str) -> None:
         test = _test(pred)
         ax.plot([0, 1], [0, 1], color="grey", linewidth=1)
-        for who, style in (("baseline", dict(marker="o", markersize=3, **BASE_STYLE)),
-                           ("compressed", dict(marker="s", markersize=3, **COMP_STYLE))):
-            mc, acc, _ = reliability_points(test[f"{who}_pmax"], _correct(test, who), n_bins)
-            ax.plot(mc, acc, **style)
+        for who, marker, color, dy in (("baseline", "o", BASE_STYLE["color"], -11),
+                                        ("compressed", "s", COMP_STYLE["color"], 5)):
+            mc, acc, count = reliability_points(test[f"{who}_pmax"], _correct(test, who), n_bins)
+            few = count < MIN_BIN_COUNT  # drawn hollow: an accuracy over a handful of samples is noise
+            ax.vlines(mc, np.minimum(acc, mc), np.maximum(acc, mc), color=color, linewidth=0.8, alpha=0.5)
+            for mask, face in ((~few, color), (few, "white")):  # points, never a line joining the bins
+                ax.plot(mc[mask], acc[mask], marker=marker, markersize=4, linestyle="none", color=color,
+                        markerfacecolor=face)
+            for x, y, n in zip(mc, acc, count):
+                ax.annotate(str(int(n)), (x, y), textcoords="offset points", xytext=(2, dy), fontsize=6,
+                            color=color)
         b, c = eces[label]
-        _note(ax, [f"ECE base {fmt(b, d)}", f"    comp {fmt(c, d)}"])
+        _note(ax, [f"ECE base {fmt(b, d)}", f"    comp {fmt(c, d)}", "numbers: samples in bin"])
         ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
+        ax.set_ylim(0, 1.06)
 
     diagonal = Line2D([], [], color="grey", linewidth=1, label="perfect calibration")
-    return small_multiples(preds, draw, path, title, [BASE_HANDLE, COMP_HANDLE, diagonal],
+    base = Line2D([], [], marker="o", linestyle="none", color=BASE_STYLE["color"], label="baseline")
+    comp = Line2D([], [], marker="s", linestyle="none", color=COMP_STYLE["color"], label="compressed")
+    hollow = Line2D([], [], marker="o", linestyle="none", color="grey", markerfacecolor="white",
+                    label=f"hollow: < {MIN_BIN_COUNT} samples")
+    return small_multiples(preds, draw, path, title, [base, comp, hollow, diagonal],
                            "confidence (max softmax probability)", "accuracy in bin")
 
 

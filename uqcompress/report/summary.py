@@ -43,6 +43,7 @@ METRIC_COLS = [
     "baseline.model_size_bytes", "compressed.model_size_bytes", "baseline.latency_ms_per_sample",
     "compressed.latency_ms_per_sample", "compressed.speedup", "compressed.threshold",
     "baseline.coverage", "baseline.selective_risk", "baseline.saved_rate", "n_test", "n_ood",
+    "compressed.agreement", "compressed.bits", "compressed.sparsity",
 ]
 CI_COLS = [k + s for k in HEADLINE for s in (LOW, HIGH)]
 #: the columns of summary.md and of the sweep page's table (with intervals where the run has them)
@@ -200,6 +201,7 @@ def summarize(runs: Sequence[Path], n_boot: int = 1000) -> tuple[pd.DataFrame, p
             row.update({k: v for k, v in intervals_from_predictions(pd.read_csv(r / PREDICTIONS), n_boot=n_boot)
                         .items() if k in CI_COLS})
         row["run.overrides"] = " ".join(ov) if ov else None
+        row["dataset"] = dataset_of(res)
         rows.append(row)
     summary = pd.DataFrame(rows)
     if len(summary):
@@ -218,6 +220,88 @@ def summarize(runs: Sequence[Path], n_boot: int = 1000) -> tuple[pd.DataFrame, p
         label = ", ".join(f"{f}={parsed[f]}" for f in factors if f in parsed) or r.name
         failed.append({"label": label, "run": str(r), "error": unreadable.get(r) or _failure(r)})
     return summary, pd.DataFrame(failed, columns=["label", "run", "error"])
+
+
+def dataset_of(res: dict[str, Any]) -> str:
+    """The data set a run measured: ``config.data`` (with its ``path`` when it has one), else its stored outputs'.
+
+    >>> dataset_of({"config.data": "npz", "config.data.path": "/d/a.npz"}), dataset_of({"config.outputs": "lm_eval"})
+    ('npz (/d/a.npz)', 'lm_eval')
+    """
+    name = res.get("config.data")
+    if not isinstance(name, str) or name in ("none", ""):
+        name = res.get("config.outputs") if isinstance(res.get("config.outputs"), str) else "?"
+        return str(name)
+    path = res.get("config.data.path")
+    return f"{name} ({path})" if isinstance(path, str) and path else name
+
+
+#: the sweep page's default ranking: fewest flips first
+DEFAULT_SORT = "compressed.flips"
+#: metrics where higher is better (``--sort`` ranks them descending); every other metric ranks ascending
+HIGHER_IS_BETTER = ("accuracy", "accuracy_delta", "agreement", "coverage", "saved_rate", "error_catch_rate",
+                    "flip_catch_rate", "ood_auroc", "speedup")
+
+
+def sort_ascending(metric: str) -> bool:
+    """Whether ``metric`` ranks ascending (lower is better).
+
+    >>> sort_ascending("compressed.flips"), sort_ascending("compressed.accuracy")
+    (True, False)
+    """
+    return metric.rsplit(".", 1)[-1] not in HIGHER_IS_BETTER
+
+
+def pareto_front(size: Sequence[float], flips: Sequence[float]) -> list[bool]:
+    """Which points no other point beats on size and flips at once (both lower is better; smaller or equal on both
+    and strictly smaller on one; :func:`uqcompress.tune.search.pareto_front`). A missing value is never on it.
+
+    >>> pareto_front([1, 2, 3, 2], [3, 1, 0, 2])
+    [True, True, True, False]
+    """
+    from uqcompress.tune.search import pareto_front as front
+
+    on = set(front([(float(a), float(b)) for a, b in zip(size, flips)]))
+    return [i in on for i in range(len(size))]
+
+
+def rank(summary: pd.DataFrame, sort: str = DEFAULT_SORT) -> pd.DataFrame:
+    """The summary grouped by data set and sorted by ``sort`` within each (see :func:`sort_ascending`; missing values
+    last), with ``rank`` (1 = best within its data set), ``best``, ``pareto`` (size vs flips, within its data set) and
+    ``size_ratio`` (compressed / baseline bytes). ``sort`` is a metric column, e.g. ``compressed.accuracy``."""
+    if not len(summary):
+        return summary
+    if sort not in summary.columns or sort in ("label", "run", "dataset", "predictions"):
+        numeric = [c for c in METRIC_COLS if c in summary.columns]
+        raise ValueError(f"--sort {sort}: not a metric of these runs; choose one of {', '.join(numeric)}")
+    attrs = dict(summary.attrs)
+    out = summary.copy()
+    out["size_ratio"] = (pd.to_numeric(out["compressed.model_size_bytes"], errors="coerce")
+                         / pd.to_numeric(out["baseline.model_size_bytes"], errors="coerce"))
+    asc = sort_ascending(sort)
+    datasets = list(dict.fromkeys(out["dataset"]))
+    parts = []
+    for d in datasets:
+        g = out[out["dataset"] == d].copy()
+        g["_key"] = pd.to_numeric(g[sort], errors="coerce")
+        g = g.sort_values("_key", ascending=asc, na_position="last", kind="stable").drop(columns="_key")
+        g["rank"] = range(1, len(g) + 1)
+        g["best"] = [i == 0 and not is_missing(v) for i, v in enumerate(pd.to_numeric(g[sort], errors="coerce"))]
+        g["pareto"] = pareto_front(g["size_ratio"].tolist(), pd.to_numeric(g["compressed.flips"], errors="coerce")
+                                   .tolist())
+        parts.append(g)
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs.update(attrs, sort=sort, ascending=asc, datasets=datasets)
+    return out
+
+
+def datasets_line(summary: pd.DataFrame) -> str | None:
+    """One line when the runs measured more than one data set (their numbers compare only within one), else None."""
+    if "dataset" not in summary or summary["dataset"].nunique() < 2:
+        return None
+    counts = summary["dataset"].value_counts(sort=False)
+    return (f"these runs are on {len(counts)} data sets ({', '.join(f'{d}: {n} runs' for d, n in counts.items())}): "
+            "reported per data set, since flips and accuracy compare only within one")
 
 
 def _unique(labels: list[str]) -> list[str]:
@@ -255,15 +339,31 @@ def to_markdown(summary: pd.DataFrame, failed: pd.DataFrame) -> str:
     factors = summary.attrs.get("factors", [])
     if factors:
         lines += [f"Swept: {', '.join(factors)}.", ""]
-    if len(summary):
+    mixed = datasets_line(summary)
+    if mixed:
+        lines += [mixed[0].upper() + mixed[1:] + ".", ""]
+    sort = summary.attrs.get("sort")
+    if sort and len(summary):
+        lines += [f"Ranked by {short(sort)} ({'ascending' if summary.attrs.get('ascending') else 'descending'}); "
+                  "★ best, ◆ Pareto set of size vs flips (no run both smaller and with fewer flips).", ""]
+    groups = ([(d, summary[summary["dataset"] == d]) for d in dict.fromkeys(summary["dataset"])]
+              if mixed else [(None, summary)])
+    for dataset, part in groups:
+        if not len(part):
+            continue
+        if dataset is not None:
+            lines += [f"## Data set: {dataset}", ""]
         lines += ["| run | " + " | ".join(short(c) for c in cols) + " |", "|---|" + "---|" * len(cols)]
-        for _, r in summary.iterrows():
+        for _, r in part.iterrows():
             cells = []
             for c in cols:
                 ci = fmt_interval(r.get(c + LOW), r.get(c + HIGH), dec[c])
                 cells.append(fmt(r[c], dec[c]) + (f" {ci}" if ci else ""))
-            lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
-        lines += ["", correlation_line(summary), "",
+            marks = ("★" if r.get("best") is True else "") + ("◆" if r.get("pareto") is True else "")
+            lines.append(f"| {r['label']}{' ' + marks if marks else ''} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if len(summary):
+        lines += [correlation_line(summary), "",
                   "Brackets: 95% percentile bootstrap intervals over the test samples (models and threshold fixed)."]
     if len(failed):
         lines += ["", "## Failed jobs", ""] + [f"- `{r.run}` ({r.label}): {r.error}" for r in failed.itertuples()]
@@ -281,8 +381,11 @@ def report_folder(dirs: Sequence[Path], out: Path | None, runs: Sequence[Path]) 
     return folder
 
 
-def write_report(dirs: Sequence[Path], out: Path | None = None, n_boot: int = 1000) -> list[Path]:
-    """Write summary.csv, summary.md, the sweep plots and report.html into the report folder; returns the paths."""
+def write_report(dirs: Sequence[Path], out: Path | None = None, n_boot: int = 1000,
+                 sort: str = DEFAULT_SORT) -> list[Path]:
+    """Write summary.csv, summary.md, the sweep plots and report.html into the report folder; returns the paths.
+    Runs are ranked by ``sort`` within each data set (:func:`rank`); runs of several data sets are said so (one
+    warning) and grouped."""
     from uqcompress.report.html import sweep_page
 
     runs = find_runs(dirs)
@@ -290,6 +393,10 @@ def write_report(dirs: Sequence[Path], out: Path | None = None, n_boot: int = 10
         raise FileNotFoundError(f"no results.json under {', '.join(map(str, dirs))}")
     out = report_folder(dirs, out, runs)
     summary, failed = summarize(runs, n_boot=n_boot)
+    summary = rank(summary, sort)
+    mixed = datasets_line(summary)
+    if mixed:
+        log.warning("uqcompress.report: %s", mixed)
     buf = io.StringIO()
     summary.to_csv(buf, index=False)
     atomic_write_text(out / "summary.csv", buf.getvalue())
@@ -338,5 +445,6 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in text)
 
 
-__all__ = ["CONFIG_COLS", "METRIC_COLS", "column_decimals", "correlation_line", "find_runs", "is_run_dir",
-           "parse_overrides", "report_folder", "summarize", "swept_factors", "to_markdown", "write_report"]
+__all__ = ["CONFIG_COLS", "DEFAULT_SORT", "METRIC_COLS", "column_decimals", "correlation_line", "dataset_of",
+           "datasets_line", "find_runs", "is_run_dir", "pareto_front", "parse_overrides", "rank", "report_folder",
+           "summarize", "swept_factors", "to_markdown", "write_report"]

@@ -35,8 +35,15 @@ def _fmt(v: Any) -> str:
 
 
 def render(metrics: dict[str, Any], title: str = "uqcompress", console: Console | None = None) -> None:
-    """Print the table (``metrics`` are the flat results keys)."""
+    """Print the verdict line (:func:`uqcompress.report.verdict.verdict`), then the table (``metrics`` are the flat
+    results keys)."""
+    from rich.text import Text
+
+    from uqcompress.report.verdict import verdict
+
     console = console or Console()
+    line = verdict(metrics)
+    console.print(Text(line, style="bold green" if line.startswith("CAN ") else "bold"))
     t = Table(title=title, show_lines=False)
     t.add_column("metric")
     t.add_column("baseline", justify="right")

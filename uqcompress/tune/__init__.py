@@ -31,7 +31,7 @@ has not seen (``scripts/bench_tune.py`` counts them).
 Example (the embedded default, shrunk):
     >>> from uqcompress.tune import tune_config
     >>> res = tune_config({"model": {"name": "small_cnn", "epochs": 1}, "data": {"name": "mnist"}, "limit": 300,
-    ...                    "quant": {"name": "int8"}, "progress": False, "budget": {"flips": 0.01},
+    ...                    "fit_limit": 300, "quant": {"name": "int8"}, "progress": False, "budget": {"flips": 0.01},
     ...                    "tune": {"schemes": ["int8"], "export": False}})  # doctest: +SKIP
     >>> res.choice.chosen.name  # doctest: +SKIP
     'int8'

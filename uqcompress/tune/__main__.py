@@ -11,10 +11,12 @@ import hydra
 from omegaconf import DictConfig
 
 from uqcompress._compat import install_shim
+from uqcompress.config_errors import install as install_config_errors
 from uqcompress.help import register as register_help
 
 install_shim()  # before anything imports torchvision
 register_help()  # ${uqcompress_help:}: --help built from the YAMLs' comments, tune.* and budget.* included
+install_config_errors()  # typos (quant=int9, selector.targt=...): one line with the close match, exit 2
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="tune")

@@ -137,9 +137,25 @@ def render(res: TuneResult) -> None:
     console.print(t)
 
 
+#: the budget term a tune plot draws, its test-split value of a candidate, and its axis label
+PLOT_TERMS = {
+    "flips": (lambda t: t.get("compressed.flips"), "flips (share of answers that changed correctness)"),
+    "kl": (lambda t: t.get("compressed.kl"), "KL(baseline ‖ compressed), nats"),
+    "accuracy_drop": (lambda t: None if t.get("baseline.accuracy") is None or t.get("compressed.accuracy") is None
+                      else t["baseline.accuracy"] - t["compressed.accuracy"], "accuracy drop (baseline − compressed)"),
+}
+
+
+def plot_term(budget: Any) -> str:
+    """The term the size plot draws: the budget's (flips, then KL, then accuracy drop); flips for a coverage-only
+    budget."""
+    return next((k for k in PLOT_TERMS if getattr(budget, k, None) is not None), "flips")
+
+
 def pareto_plot(res: TuneResult, path: Path) -> Path:
-    """Size (× fp32) vs flips: each ranking's walk on calibration (swapped models), every candidate on the test
-    split, the Pareto front of the candidates, the flips budget, the chosen model starred."""
+    """Size (× fp32) vs the budget's term (:func:`plot_term`: flips, KL or accuracy drop): each ranking's walk on
+    calibration (swapped models), every candidate on the test split, the Pareto front of the candidates, the budget,
+    the chosen model starred."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,15 +163,17 @@ def pareto_plot(res: TuneResult, path: Path) -> Path:
 
     from uqcompress.report.plots import _save
 
+    term = plot_term(res.budget)
+    value, ylabel = PLOT_TERMS[term]
     base = res.baseline["model_size_bytes"]
     fig, ax = plt.subplots(figsize=(7, 4.8))
     for s in res.searches:
         for r, w in s.walks.items():
             ks = sorted(w.steps)
-            ax.plot([w.steps[k]["size_bytes"] / base for k in ks], [w.steps[k]["flips"] for k in ks], ".-",
+            ax.plot([w.steps[k]["size_bytes"] / base for k in ks], [w.steps[k].get(term, math.nan) for k in ks], ".-",
                     linewidth=0.8, markersize=3, alpha=0.6, label=f"walk '{r}' on calibration ({s.scheme})")
-    tested = [c for c in res.candidates if c.test and c.test.get("compressed.flips") is not None]
-    pts = [(c.size_bytes / base, float(c.test["compressed.flips"])) for c in tested]
+    tested = [c for c in res.candidates if c.test and value(c.test) is not None]
+    pts = [(c.size_bytes / base, float(value(c.test))) for c in tested]
     markers = {"scheme": "o", "search": "s", "control": "^"}
     for c, (x, y) in zip(tested, pts):
         role = c.role.split("+")[-1]
@@ -163,15 +181,17 @@ def pareto_plot(res: TuneResult, path: Path) -> Path:
     front = pareto_front(pts)
     if len(front) > 1:
         ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "k:", linewidth=1, label="Pareto front (test)")
-    if res.budget.flips is not None:
-        ax.axhline(res.budget.flips, color="red", linestyle="--", linewidth=1, label=f"budget flips {res.budget.flips}")
-    if res.choice.chosen is not None and res.choice.chosen.test:
+    limit = getattr(res.budget, term, None)
+    if limit is not None:
+        ax.axhline(limit, color="red", linestyle="--", linewidth=1, label=f"budget {term} {limit}")
+    if res.choice.chosen is not None and res.choice.chosen.test and value(res.choice.chosen.test) is not None:
         c = res.choice.chosen
-        ax.plot(c.size_bytes / base, c.test["compressed.flips"], "*", color="gold", markeredgecolor="black",
+        ax.plot(c.size_bytes / base, value(c.test), "*", color="gold", markeredgecolor="black",
                 markersize=16, label=f"chosen: {c.name}")
     ax.set_xlabel("model size (× the fp32 baseline)")
-    ax.set_ylabel("flips (share of answers that changed correctness)")
-    ax.set_title(f"{res.plan.cfg['model'].get('name')} on {res.plan.cfg['data'].get('name')}: size vs flips")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{res.plan.cfg['model'].get('name')} on {res.plan.cfg['data'].get('name')}: size vs "
+                 f"{term.replace('_', ' ')}")
     ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3)
     return _save(fig, path)
