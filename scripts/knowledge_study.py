@@ -148,39 +148,44 @@ def report(out: Path, png: Path | None) -> str:
     return text
 
 
+#: x axis of the plot: schemes from fewest to most changed weights, with what they do to the weights
+AXIS = [("int8_weight_only", "int8 weights\n(8 bits)"), ("int8_dynamic", "int8 weights+acts\n(8 bits)"),
+        ("int4_weight_only", "int4 weights\n(4 bits)"), ("prune_l1_30", "pruned 30%\n(32 bits)"),
+        ("prune_l1_50", "pruned 50%\n(32 bits)"), ("drop_layers_2", "2 last layers\ndropped")]
+
+
 def _plot(know: list[dict], rels: list[str], png: Path) -> None:
+    """Knowledge lost per relation (dots) and over all probes (bars), per scheme and model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, ax = plt.subplots(figsize=(11, 4.6))
     colors = dict(zip(rels, plt.get_cmap("tab10").colors))
-    markers = {"smollm2": "o", "gemma3_270m": "s"}
+    models = [m for m in MODELS if any(r["study.model"] == m for r in know)]
+    width = 0.8 / max(1, len(models))
     for r in know:
-        scheme = r["study.scheme"]
-        if scheme == "none":
+        names = [a for a, _ in AXIS]
+        if r["study.scheme"] not in names or r["study.model"] not in models:
             continue
-        prune = scheme.startswith("prune") or scheme.startswith("drop")
-        ax = axes[0] if prune else axes[1]
-        x = float(r.get("compressed.sparsity") or 0.0) if prune else float(r.get("compressed.bits") or 32.0)
-        if scheme.startswith("drop"):
-            x = float(r.get("compressed.sparsity") or 0.0)
-        for g in rels:
+        x = names.index(r["study.scheme"]) + (models.index(r["study.model"]) - (len(models) - 1) / 2) * width
+        ax.bar(x, r["baseline.accuracy"] - r["compressed.accuracy"], width * 0.9, color="#ddd" if
+               r["study.model"] == models[0] else "#bbb", edgecolor="#888", zorder=1)
+        for j, g in enumerate(rels):
             b, c = r.get(f"relation.{g}.baseline.accuracy"), r.get(f"relation.{g}.compressed.accuracy")
-            if b is None or c is None:
-                continue
-            ax.scatter(x, b - c, color=colors[g], marker=markers.get(r["study.model"], "^"), alpha=0.8, s=28)
-    axes[0].set_xlabel("weight sparsity (prune_global_l1 30/50%, drop_layers)")
-    axes[1].set_xlabel("bits per weight (int4 / int8 weight-only, int8 dynamic)")
-    axes[0].set_ylabel("knowledge lost (baseline − compressed accuracy)")
-    for ax in axes:
-        ax.axhline(0, color="#999", lw=0.8)
-        ax.grid(alpha=0.3)
+            if b is not None and c is not None:
+                ax.scatter(x + (j - len(rels) / 2) * width / (len(rels) + 2), b - c, color=colors[g], s=22, zorder=2)
+    ax.set_xticks(range(len(AXIS)), [label for _, label in AXIS], fontsize=9)
+    ax.axhline(0, color="#666", lw=0.8)
+    ax.set_ylabel("knowledge lost\n(baseline − compressed accuracy)")
+    ax.grid(axis="y", alpha=0.3)
     handles = [plt.Line2D([], [], color=colors[g], marker="o", ls="", label=g) for g in rels]
-    handles += [plt.Line2D([], [], color="#444", marker=m, ls="", label=k) for k, m in markers.items()]
-    axes[1].legend(handles=handles, fontsize=8, loc="best")
-    fig.suptitle("What compression forgets: per-relation accuracy lost on knowledge probes")
+    handles += [plt.Rectangle((0, 0), 1, 1, fc=fc, ec="#888", label=f"{m}: all probes")
+                for m, fc in zip(models, ("#ddd", "#bbb"))]
+    ax.legend(handles=handles, fontsize=8, ncol=3, loc="upper left")
+    ax.set_title("What compression forgets: accuracy lost on knowledge probes per relation (dots) and overall (bars; "
+                 + " left, ".join(models) + " right)", fontsize=10)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
