@@ -105,6 +105,12 @@ def _ci(r: dict, key: str) -> str:
     return f"{_f(r.get(key))} [{_f(lo)}, {_f(hi)}]" if lo is not None else _f(r.get(key))
 
 
+def _lost(r: dict, prefix: str) -> float:
+    """Baseline minus compressed accuracy under ``prefix`` (NaN when either is missing)."""
+    b, c = r.get(prefix + "baseline.accuracy"), r.get(prefix + "compressed.accuracy")
+    return math.nan if b is None or c is None else float(b) - float(c)
+
+
 def load(out: Path) -> list[dict]:
     rows = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines() if line.strip()]
     latest = {}
@@ -125,10 +131,10 @@ def report(out: Path, png: Path | None) -> str:
             lines.append(f"| {r['study.model']} | {r['study.data']} | {r['study.scheme']} | failed: "
                          f"{r['error'][:80]} |" + " |" * 8)
             continue
-        lines.append(f"| {r['study.model']} | {r['study.data']} | {r['study.scheme']} | "
-                     f"{_f(r.get('compressed.bits'), 1)} | {_f(r.get('compressed.sparsity'), 2)} | {r.get('n_test')} | "
-                     f"{_ci(r, 'baseline.accuracy')} | {_ci(r, 'compressed.accuracy')} | {_ci(r, 'compressed.flips')} | "
-                     f"{_f(r.get('compressed.c2i'))} | {_f(r.get('compressed.i2c'))} | {_f(r.get('compressed.kl'), 4)} |")
+        cells = [_f(r.get("compressed.bits"), 1), _f(r.get("compressed.sparsity"), 2), str(r.get("n_test")),
+                 _ci(r, "baseline.accuracy"), _ci(r, "compressed.accuracy"), _ci(r, "compressed.flips"),
+                 _f(r.get("compressed.c2i")), _f(r.get("compressed.i2c")), _f(r.get("compressed.kl"), 4)]
+        lines.append(f"| {r['study.model']} | {r['study.data']} | {r['study.scheme']} | " + " | ".join(cells) + " |")
     # knowledge lost per relation (baseline - compressed accuracy), per model and scheme
     lost = ["", "Knowledge lost per relation (baseline accuracy − compressed accuracy on the test probes; flips in "
             "brackets):", ""]
@@ -136,11 +142,9 @@ def report(out: Path, png: Path | None) -> str:
     rels = sorted({k.split(".")[1] for r in know for k in r if k.startswith("relation.") and k.endswith(".n")})
     lost += ["| model | scheme | " + " | ".join(rels) + " | all |", "|" + "---|" * (len(rels) + 3)]
     for r in know:
-        cells = [f"{_f(r.get(f'relation.{g}.baseline.accuracy', math.nan) - r.get(f'relation.{g}.compressed.accuracy', math.nan), 2)}"
-                 f" ({_f(r.get(f'relation.{g}.flips'), 2)})" for g in rels]
+        cells = [f"{_f(_lost(r, f'relation.{g}.'), 2)} ({_f(r.get(f'relation.{g}.flips'), 2)})" for g in rels]
         lost.append(f"| {r['study.model']} | {r['study.scheme']} | " + " | ".join(cells) + " | "
-                    f"{_f(r.get('baseline.accuracy', math.nan) - r.get('compressed.accuracy', math.nan), 2)} "
-                    f"({_f(r.get('compressed.flips'), 2)}) |")
+                    f"{_f(_lost(r, ''), 2)} ({_f(r.get('compressed.flips'), 2)}) |")
     text = "\n".join(lines + lost) + "\n"
     (out / "table.md").write_text(text)
     if png is not None and know:

@@ -3,8 +3,9 @@
 Each group is a list of (item, answer index); items are ``{"question", "options", <group_by>: name, ...}``. The
 groups are shuffled with the seed and mixed round robin, so a ``limit`` takes an even share of each (all of a small
 one); then a stratified calibration/test split. Each loader shuffles a group with :func:`shuffle_group` as it
-reads it (options, then question order, from one seeded stream). ``info["group_by"]`` names the item field that holds the group: the
-pipeline reports accuracy, flips and KL per group under ``<group_by>.<name>.*`` (:mod:`uqcompress.metrics.groups`).
+reads it (options, then question order, from one seeded stream). ``info["group_by"]`` names the item field that
+holds the group: the pipeline reports accuracy, flips and KL per group under ``<group_by>.<name>.*``
+(:mod:`uqcompress.metrics.groups`).
 
 Example:
     >>> import numpy as np

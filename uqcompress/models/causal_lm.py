@@ -1,4 +1,4 @@
-"""Causal language models on multiple-choice questions: ``model=smollm2``, ``model=gemma3_270m``, ``model=hf_causal_lm``.
+"""Causal language models on multiple-choice questions: ``model=smollm2``, ``gemma3_270m``, ``hf_causal_lm``.
 
 Each answer option is scored by its log-likelihood as a continuation of the prompt, summed over its tokens
 (``model.normalize=sum``) or averaged per token (``mean``). :class:`MultipleChoiceLM` returns those scores as the
@@ -163,7 +163,8 @@ class MultipleChoicePrompter:
     The prompt is ``template.format(question=...)`` (or the tokenizer's chat template around it when ``chat``),
     truncated from the left to ``max_prompt_tokens``; each option is tokenized as ``option_prefix + option`` without
     special tokens. An item's own ``prompt_template`` replaces ``template`` for it (the relation probes of
-    ``data=knowledge`` are sentences the option completes: ``"{question}"``). Options are padded to ``num_options`` columns so every batch has the same K.
+    ``data=knowledge`` are sentences the option completes: ``"{question}"``). Options are padded to ``num_options``
+    columns so every batch has the same K.
     """
 
     def __init__(self, tokenizer: Any, num_options: int, template: str = DEFAULT_TEMPLATE,
