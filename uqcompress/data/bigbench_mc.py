@@ -28,11 +28,11 @@ import logging
 from typing import Any
 
 import numpy as np
-import torch
 
-from uqcompress.data import DATASETS, DataBundle, declare, split_bundle
+from uqcompress.data import DATASETS, DataBundle, declare
 from uqcompress.data.base import count, flag
 from uqcompress.data.sources import Route, Source, register
+from uqcompress.data.multiple_choice import mc_groups_bundle, shuffle_group
 
 log = logging.getLogger(__name__)
 
@@ -117,15 +117,6 @@ def load_task(name: str, task_prefix: bool = True) -> tuple[list[dict], list[int
     return parse_task(task, name, task_prefix)
 
 
-def _shuffle_options(items: list[dict], answers: list[int], rng: np.random.Generator) -> list[int]:
-    out = []
-    for it, a in zip(items, answers):
-        perm = rng.permutation(len(it["options"]))
-        it["options"] = [it["options"][i] for i in perm]
-        out.append(int(np.flatnonzero(perm == a)[0]))
-    return out
-
-
 @DATASETS.register("bigbench_mc")
 @declare("multiple_choice", task=None, limit=count, splits=None, shuffle_options=flag, task_prefix=flag)
 def load_bigbench_mc(cfg: dict, seed: int) -> DataBundle:
@@ -133,27 +124,12 @@ def load_bigbench_mc(cfg: dict, seed: int) -> DataBundle:
     tasks = [tasks] if isinstance(tasks, str) else [str(t) for t in tasks]
     rng = np.random.default_rng(seed)
     _prefetch(tasks)
-    pools, per_task, skipped = [], {}, {}
+    groups, per_task, skipped = {}, {}, {}
     for t in tasks:
         items, answers, sk = load_task(t, bool(cfg.get("task_prefix", True)))
-        if cfg.get("shuffle_options", True):
-            answers = _shuffle_options(items, answers, rng)
-        order = rng.permutation(len(items))
-        pools.append([(items[i], answers[i]) for i in order])
+        groups[t] = shuffle_group(items, answers, rng, bool(cfg.get("shuffle_options", True)))
         per_task[t], skipped[t] = len(items), sk
-    # round robin over the tasks, so that a ``limit`` takes an even share of each (all of a small task)
-    mixed = [p[i] for i in range(max(len(p) for p in pools)) for p in pools if i < len(p)]
-    limit = cfg.get("limit")
-    if limit is not None:
-        mixed = mixed[: int(limit)]
-    items = [it for it, _ in mixed]
-    y = torch.tensor([a for _, a in mixed], dtype=torch.long)
-    k = max(len(it["options"]) for it in items)
-    fractions = dict(cfg.get("splits") or {"calibration": 0.5, "test": 0.5})
-    chance = float(np.mean([1.0 / len(it["options"]) for it in items]))
-    used = {t: sum(it["task"] == t for it in items) for t in tasks}
     info = {"source": "BIG-bench 1.0.0 (PyPI bigbench source archive)", "tasks": tasks, "per_task": per_task,
-            "used": used, "skipped": skipped, "chance_accuracy": chance}
-    name = "bigbench_mc"
-    return split_bundle(name, "multiple_choice", items, y, fractions, seed, num_classes=k,
-                        class_names=[f"option {i}" for i in range(k)], info=info)
+            "skipped": skipped}
+    return mc_groups_bundle("bigbench_mc", groups, "task", cfg.get("limit"), seed,
+                            dict(cfg.get("splits") or {"calibration": 0.5, "test": 0.5}), info)

