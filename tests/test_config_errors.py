@@ -23,4 +23,4 @@ def test_a_typo_is_one_line_with_the_close_match_and_exit_2(cli, tmp_path, args,
 def test_lines_without_a_close_match_list_the_choices():
     line = choice_error("quant", "zzzz")
     assert "did you mean" not in line and "int8, int8_dynamic" in line
-    assert "its options: batch_size, repeats, warmup" in key_error("latency.zzzz", [])
+    assert "its options: batch_size, repeats, threads, warmup" in key_error("latency.zzzz", [])
