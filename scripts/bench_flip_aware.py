@@ -11,8 +11,10 @@ and on the test half we record:
 
 * flip-catch: of the test inputs whose compressed answer differs from the baseline's, the share abstained on;
 * deferral for 99% agreement: the smallest share of the least confident test inputs that, deferred to the baseline,
-  makes the cascade agree with the baseline on >= 99% of the test inputs (an oracle on the test half: it compares
-  the scorers' rankings, not a calibrated selector);
+  makes the cascade agree with the baseline on >= 99% of the test inputs (:func:`uqcompress.metrics.
+  deferral_for_agreement`, an oracle on the test half: it compares the scorers' rankings, not a calibrated selector);
+* the deferral ``agreement_guarantee`` (target 0.01, delta 0.1) picks on the calibration half, and the agreement
+  the cascade then reaches on the test half;
 * selective risk (error rate among accepted test inputs) at the chosen threshold;
 * fit time of the scorer (s, wall).
 
@@ -117,21 +119,9 @@ SCORERS = {
 }
 
 
-def deferral_for_agreement(conf: np.ndarray, disagree: np.ndarray, level: float = 0.99) -> float:
-    """Smallest share of the least confident inputs that, deferred to the baseline, leaves agreement >= ``level``.
-
-    >>> deferral_for_agreement(np.array([0.1, 0.2, 0.9, 0.8]), np.array([True, False, False, False]), 0.99)
-    0.25
-    """
-    n = len(conf)
-    left = disagree[np.argsort(conf, kind="stable")]
-    remaining = left.sum() - np.concatenate([[0], np.cumsum(left)])        # disagreements kept after deferring m
-    ok = np.flatnonzero(remaining <= (1 - level) * n + 1e-9)
-    return float(ok[0] / n)
-
-
 def one_resplit(pooled: dict, n_cal: int, seed: int, scorer_cfg: dict) -> dict:
     """Fit on a seeded calibration draw, measure on the rest (the test half)."""
+    from uqcompress import metrics as M
     from uqcompress.pipeline import score_outputs
     from uqcompress.selection import build_selector
     from uqcompress.uncertainty import build_scorer
@@ -176,7 +166,7 @@ def one_resplit(pooled: dict, n_cal: int, seed: int, scorer_cfg: dict) -> dict:
         res["flip_catch"] = float((~acc[disagree]).mean()) if disagree.any() else float("nan")
         res["coverage"] = float(acc.mean())
         res["selective_risk"] = float((comp_pred.numpy() != y)[acc].mean())
-        res["deferral_99"] = deferral_for_agreement(conf, disagree)
+        res["deferral_99"] = M.deferral_for_agreement(ref["test"].numpy(), comp_pred.numpy(), y, conf)["deferral_rate"]
         res["fit_s"] = took[0]
         res["disagreement"] = float(disagree.mean())
     return res

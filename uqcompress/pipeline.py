@@ -246,7 +246,8 @@ def scheme_facts(baseline: ModelBundle, compressed: ModelBundle) -> dict[str, An
 def compare(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
     """What changed from baseline to compressed on the test split (flips, KL and its distribution
     (:func:`uqcompress.metrics.kl_distribution`: ``kl_sem``, ``kl_median``, ``kl_p90`` ... ``kl_max``), JS, flip
-    catch rate)."""
+    catch rate: of the correctness flips, and ``disagreement_catch_rate``: of all changed answers, the share
+    abstained on)."""
     y = base.outputs["test"].labels
     out = dict(M.flips(base.probs["test"], comp.probs["test"], y))
     dist = M.kl_distribution(base.outputs["test"].logits, comp.outputs["test"].logits)
@@ -261,6 +262,9 @@ def compare(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
         out["flip_catch_rate"] = float("nan")
     else:  # of the C→I / I→C flips, the share the compressed model's selector abstains on
         out["flip_catch_rate"] = float((~comp.accept["test"][flipped]).double().mean())
+    differ = base.probs["test"].argmax(-1) != comp.probs["test"].argmax(-1)  # any changed answer (all_flips)
+    out["disagreement_catch_rate"] = (float((~comp.accept["test"][differ]).double().mean()) if bool(differ.any())
+                                      else float("nan"))
     return out
 
 

@@ -208,3 +208,25 @@ def test_predictor_with_flip_aware_loads_weights_only_and_predicts_bit_identical
     loaded = SelectivePredictor.load(path)
     for u, v in zip(pred.predict(x), loaded.predict(x)):
         assert torch.equal(u, v)
+
+
+def test_disagreement_catch_rate_and_flip_catch_plot(tmp_path):
+    from uqcompress.pipeline import compare, predictions_frame
+    from uqcompress.report.plots import flip_catch_curves
+
+    cal, fit = synthetic(800, 11)
+    test, _ = synthetic(500, 12)
+    mk = lambda o, z: Outputs(z, o.labels, features=o.features)  # noqa: E731
+    base_logits = {"calibration": torch.nn.functional.one_hot(cal.reference, K).float() * 5,
+                   "test": torch.nn.functional.one_hot(test.reference, K).float() * 5}
+    base = score_outputs({k: mk(o, base_logits[k]) for k, o in (("calibration", cal), ("test", test))},
+                         build_scorer({"name": "msp"}), build_selector({"name": "coverage"}))
+    comp = score_outputs({"calibration": mk(cal, cal.logits), "test": mk(test, test.logits)},
+                         build_scorer({"name": "flip_aware"}), build_selector({"name": "coverage"}), fit,
+                         {"calibration": cal.reference, "test": test.reference})
+    differ = (test.logits.argmax(-1) != test.reference).numpy()
+    accepted = comp.accept["test"].numpy()
+    expect = float((~accepted[differ]).mean())
+    assert compare(base, comp)["disagreement_catch_rate"] == pytest.approx(expect, abs=1e-12)
+    path = flip_catch_curves({"flip_aware": predictions_frame(base, comp)}, tmp_path / "fc.png")
+    assert path.is_file() and path.stat().st_size > 1000

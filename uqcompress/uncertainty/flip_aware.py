@@ -194,6 +194,10 @@ class FlipAware(Scorer):
             train, b = np.sort(perm[:cut]), np.sort(perm[cut:])
         else:
             train = np.arange(n)
+        if min(int(flip[train].sum()), int((~flip[train]).sum())) < 2:
+            self._set_fallback(n_flip, n)
+            self._n_flips, self._n_cal = n_flip, n
+            return self
         if self.use_features:  # class means: the fit split's, else the calibration rows the scorer is fit on
             if fit is None or fit.features is None:
                 rows = torch.from_numpy(train)
@@ -201,9 +205,7 @@ class FlipAware(Scorer):
                               features=require(calibration, "features", self.name)[rows])
             self._fit_feature_stats(fit, calibration.logits.shape[1])
         x = self._inputs(calibration).numpy()
-        if min(int(flip[train].sum()), int((~flip[train]).sum())) < 2:
-            self._set_fallback(x.shape[1], n_flip, n)
-        elif mode == "split":
+        if mode == "split":
             w, b0 = _fit_logistic(x[train], flip[train], self.C, self.seed)
             self.weight, self.bias, self.fallback = torch.from_numpy(w), torch.tensor(b0, dtype=torch.float64), False
             self.selection_rows = torch.from_numpy(b)
@@ -212,7 +214,7 @@ class FlipAware(Scorer):
 
             n_folds = min(self.folds, n_flip, n - n_flip)
             if n_folds < 2:
-                self._set_fallback(x.shape[1], n_flip, n)
+                self._set_fallback(n_flip, n)
             else:
                 oof = np.zeros(n)
                 ws, bs = [], []
@@ -228,12 +230,12 @@ class FlipAware(Scorer):
         self._n_flips, self._n_cal = n_flip, n
         return self
 
-    def _set_fallback(self, n_features: int, n_flip: int, n: int) -> None:
-        """Too few flips (or non-flips) to learn from: confidence = max softmax probability (column 0)."""
+    def _set_fallback(self, n_flip: int, n: int) -> None:
+        """Too few flips (or non-flips) to learn from: confidence = max softmax probability, stored as a one-element
+        weight (-1 on column 0 of :func:`flip_features`, the max probability)."""
         log.info("uncertainty=flip_aware: %d of %d calibration answers differ from the reference; too few to fit, "
                  "using the max softmax probability", n_flip, n)
-        self.weight = torch.zeros(n_features, dtype=torch.float64)
-        self.weight[0] = -1.0
+        self.weight = torch.tensor([-1.0], dtype=torch.float64)
         self.bias = torch.tensor(0.0, dtype=torch.float64)
         self.fallback = True
 
@@ -241,6 +243,8 @@ class FlipAware(Scorer):
     def confidence(self, out: Outputs, probs: torch.Tensor) -> torch.Tensor:
         if self.weight is None:
             raise ValueError("scorer 'flip_aware' is not fit; call fit(calibration, fit) first")
+        if self.weight.numel() == 1:  # the fallback: max softmax probability
+            return -(-torch.softmax(out.logits.double() / self.temperature, -1).max(-1).values + self.bias.double())
         x = self._inputs(out)
         if x.shape[1] != self.weight.shape[0]:
             raise ValueError(f"scorer 'flip_aware' was fit on {self.weight.shape[0]} inputs per sample but got "
@@ -267,6 +271,11 @@ class FlipAware(Scorer):
         if self.means is not None:
             out.update(means=self.means, scale=self.scale, center=self.center, components=self.components)
         return out
+
+    def load_buffers(self, buffers: dict[str, torch.Tensor]) -> "FlipAware":
+        super().load_buffers(buffers)
+        self.fallback = self.weight is not None and self.weight.numel() == 1
+        return self
 
     def facts(self) -> dict[str, Any]:
         """What the fit found, as flat result keys (``flip_aware_*``)."""
