@@ -212,6 +212,15 @@ def table(results: dict) -> str:
                          f"{ms(r['ag_deferral'])} / {np.mean(r['ag_agreement']):.4f} | "
                          f"{ms(r['selective_risk'], '.4f')} "
                          f"| {np.mean(r['fit_s']):.3f} |")
+    for case, res in results.items():  # paired over resplits: flip_aware minus the best softmax scorer
+        best = max(("msp", "entropy", "margin"), key=lambda k: np.nanmean(res[k]["flip_catch"]))
+        for label in [k for k in res if k.startswith("flip_aware")]:
+            fc = np.asarray(res[label]["flip_catch"]) - np.asarray(res[best]["flip_catch"])
+            lowest = np.min([res[k]["deferral_99"] for k in ("msp", "entropy", "margin")], axis=0)
+            dd = np.asarray(res[label]["deferral_99"]) - lowest
+            lines.append(f"\n{CASES[case].label}: {label} - {best}: flip-catch {np.mean(fc):+.3f} ± {np.std(fc):.3f} "
+                         f"(paired, {len(fc)} resplits); deferral for 99% agreement vs the lowest softmax scorer per "
+                         f"resplit {np.mean(dd):+.3f} ± {np.std(dd):.3f}")
     return "\n".join(lines)
 
 
