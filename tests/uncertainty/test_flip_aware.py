@@ -234,3 +234,17 @@ def test_disagreement_catch_rate_and_flip_catch_plot(tmp_path):
     assert compare(base, comp)["disagreement_catch_rate"] == pytest.approx(expect, abs=1e-12)
     path = flip_catch_curves({"flip_aware": predictions_frame(base, comp)}, tmp_path / "fc.png")
     assert path.is_file() and path.stat().st_size > 1000
+
+
+def test_deploy_export_of_a_flip_aware_run_reproduces_its_scores(tmp_path, tmp_cache):
+    from tests.test_predictor import RUN
+    from uqcompress.pipeline import load_data, run_config
+    from uqcompress.predictor import SelectivePredictor
+
+    path = tmp_path / "pred.pt"
+    cfg = {**RUN, "uncertainty": {"name": "flip_aware", "seed": 0}, "deploy": {"export": str(path)}}
+    res = run_config(cfg)
+    data, _ = load_data(cfg)
+    labels, conf, accepted = SelectivePredictor.load(path).predict(data["test"].x)
+    assert torch.equal(conf, res.compressed.confidence["test"]) and torch.equal(accepted, res.compressed.accept["test"])
+    assert "compressed.disagreement_catch_rate" in res.metrics and "compressed.flip_aware_fitting" in res.metrics
