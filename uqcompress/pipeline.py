@@ -174,15 +174,26 @@ def score_outputs(outputs: dict[str, Outputs], scorer: Any, selector: Any, fit: 
 
     ``reference``: the baseline's predicted labels per split, for selectors that need them (``"reference"`` in
     ``selector.needs``); without it a model is its own reference (the baseline itself)."""
-    scorer.fit(outputs["calibration"], fit)
+    cal_out = outputs["calibration"]
+    if "reference" in scorer.needs:  # a scorer that learns where answers differ (flip_aware): calibration only
+        cal_out.reference = reference["calibration"] if reference is not None else cal_out.logits.argmax(-1)
+    if hasattr(scorer, "for_selector"):
+        scorer.for_selector(selector)
+    scorer.fit(cal_out, fit)
     probs = {k: scorer.probs(o) for k, o in outputs.items()}
     conf = {k: scorer.score(o) for k, o in outputs.items()}
+    if hasattr(scorer, "calibration_score"):  # out-of-fold scores of a scorer fit on this very split
+        conf["calibration"] = scorer.calibration_score(cal_out)
     if "reference" in selector.needs:  # agreement selectors: the baseline's answers play the role of the labels
         for k, o in outputs.items():
             o.reference = reference[k] if reference is not None else probs[k].argmax(-1)
-    cal_correct = probs["calibration"].argmax(-1) == outputs["calibration"].labels
-    truth = getattr(outputs["calibration"], selector.truth)
-    selector.fit(conf["calibration"], probs["calibration"].argmax(-1) == truth, outputs["calibration"])
+    cal_correct = probs["calibration"].argmax(-1) == cal_out.labels
+    truth = getattr(cal_out, selector.truth)
+    rows = getattr(scorer, "selection_rows", None)  # calibration rows the scorer was not fit on (flip_aware split)
+    sel_out = cal_out if rows is None else subset_outputs(cal_out, rows)
+    sel_agree = probs["calibration"].argmax(-1) == truth
+    selector.fit(conf["calibration"] if rows is None else conf["calibration"][rows],
+                 sel_agree if rows is None else sel_agree[rows], sel_out)
     accept = {k: selector.accept(conf[k], o) for k, o in outputs.items()}
 
     y = outputs["test"].labels
@@ -197,6 +208,8 @@ def score_outputs(outputs: dict[str, Outputs], scorer: Any, selector: Any, fit: 
     m["calibration_selective_risk"] = cal["selective_risk"]
     m["threshold"] = selector.threshold
     m.update(selector.facts())
+    if hasattr(scorer, "facts"):
+        m.update(scorer.facts())
     if outputs["test"].reference is not None:  # did the agreement target hold out of sample?
         agree = p.argmax(-1) == outputs["test"].reference
         m["selective_disagreement"] = M.selective(conf["test"], agree, accept["test"])["selective_risk"]
@@ -213,6 +226,14 @@ def score_outputs(outputs: dict[str, Outputs], scorer: Any, selector: Any, fit: 
             sel = M.selective(conf["ood"], shift_correct, accept["ood"])
             m.update({f"shift_{k}": sel[k] for k in ("coverage", "selective_risk", "saved_rate")})
     return ModelEval(None, outputs, probs, conf, accept, scorer, selector, m)
+
+
+def subset_outputs(out: Outputs, rows: torch.Tensor) -> Outputs:
+    """The rows ``rows`` of every per-sample field of ``out``."""
+    def pick(t: torch.Tensor | None, dim: int = 0) -> torch.Tensor | None:
+        return None if t is None else t.index_select(dim, rows.to(t.device))
+
+    return Outputs(pick(out.logits), pick(out.labels), pick(out.mc_probs, 1), pick(out.features), pick(out.reference))
 
 
 def is_fact(value: Any) -> bool:
@@ -234,7 +255,8 @@ def scheme_facts(baseline: ModelBundle, compressed: ModelBundle) -> dict[str, An
 def compare(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
     """What changed from baseline to compressed on the test split (flips, KL and its distribution
     (:func:`uqcompress.metrics.kl_distribution`: ``kl_sem``, ``kl_median``, ``kl_p90`` ... ``kl_max``), JS, flip
-    catch rate)."""
+    catch rate: of the correctness flips, and ``disagreement_catch_rate``: of all changed answers, the share
+    abstained on)."""
     y = base.outputs["test"].labels
     out = dict(M.flips(base.probs["test"], comp.probs["test"], y))
     dist = M.kl_distribution(base.outputs["test"].logits, comp.outputs["test"].logits)
@@ -249,6 +271,9 @@ def compare(base: ModelEval, comp: ModelEval) -> dict[str, Any]:
         out["flip_catch_rate"] = float("nan")
     else:  # of the C→I / I→C flips, the share the compressed model's selector abstains on
         out["flip_catch_rate"] = float((~comp.accept["test"][flipped]).double().mean())
+    differ = base.probs["test"].argmax(-1) != comp.probs["test"].argmax(-1)  # any changed answer (all_flips)
+    out["disagreement_catch_rate"] = (float((~comp.accept["test"][differ]).double().mean()) if bool(differ.any())
+                                      else float("nan"))
     return out
 
 

@@ -412,13 +412,45 @@ def cascade_curves(curves: dict[str, pd.DataFrame], path: Path,
     return _save(fig, path)
 
 
+def flip_catch_curves(curves: dict[str, pd.DataFrame], path: Path,
+                      title: str = "Flip-catch: answers that differ from the baseline's, abstained on") -> Path:
+    """Flip-catch against coverage, one line per run (scorer) on one axis: of the test inputs whose compressed answer
+    differs from the baseline's, the share among the least confident ``1 - coverage`` (read off
+    :func:`uqcompress.metrics.cascade_curve`: catch = (agreement - agreement at full coverage) / disagreement).
+    A dot marks the coverage the run's own selector chose."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for label, pred in curves.items():
+        test = pred[pred.split == "test"]
+        differ = test["baseline_pred"].to_numpy() != test["compressed_pred"].to_numpy()
+        if not differ.any():
+            continue
+        c = M.cascade_curve(test["baseline_pred"].to_numpy(), test["compressed_pred"].to_numpy(),
+                            test["label"].to_numpy(), test["compressed_confidence"].to_numpy())
+        (line,) = ax.plot(1 - c["deferral_rate"], (c["agreement"] - c["agreement"][0]) / differ.mean(),
+                          linewidth=1.5, label=label)
+        if "compressed_accepted" in test:
+            accepted = test["compressed_accepted"].to_numpy(bool)
+            ax.plot([accepted.mean()], [np.mean(~accepted[differ])], "o", color=line.get_color())
+    ax.plot([0, 1], [1, 0], color="0.6", linestyle=":", linewidth=1, label="random abstention")
+    ax.set_xlabel("coverage (share of test inputs answered)")
+    ax.set_ylabel("flip-catch (share of changed answers abstained on)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{title} (dots: each run's selector)", fontsize=9)
+    return _save(fig, path)
+
+
 def plot_run(run: Any, out_dir: str | Path | None = None) -> list[Path]:
     """The single-run plots (risk–coverage, reliability, ID/OOD confidence) from a RunResult into ``out_dir``."""
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="uqcompress_plots_"))
     pred = run.predictions
     label = f"{run.metrics.get('config.model', 'model')} × {run.metrics.get('config.quant', 'compressed')}"
     paths = [risk_coverage({label: pred}, out / "risk_coverage.png"),
-             reliability(pred, out / "reliability.png")]
+             reliability(pred, out / "reliability.png"),
+             flip_catch_curves({f"{label} ({run.metrics.get('config.uncertainty', 'scorer')})": pred},
+                               out / "flip_catch.png")]
     if (pred.split == "ood").any():
         paths.append(confidence_hist(pred, out / "confidence_id_vs_ood.png",
                                      threshold=run.metrics.get("compressed.threshold")))

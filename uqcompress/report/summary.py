@@ -425,6 +425,7 @@ def sweep_figures(summary: pd.DataFrame, out: Path) -> list[Path]:
                                          title="Risk–coverage per run (baseline dashed)"))
         paths.append(plots.reliability(preds, out / "reliability.png", title="Reliability per run"))
         paths.append(plots.cascade_curves(preds, out / "cascade.png"))
+        paths.append(plots.flip_catch_curves(preds, out / "flip_catch.png"))
         if any((p.split == "ood").any() for p in preds.values()):
             thresholds = dict(zip(summary["label"], summary["compressed.threshold"]))
             paths.append(plots.confidence_hist(preds, out / "confidence_id_vs_ood.png", threshold=thresholds,
