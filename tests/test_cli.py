@@ -143,14 +143,16 @@ def sys_executable() -> str:
 # ---- real photos a fresh machine reaches: Lite0 on Debian's Fashion-MNIST (CI fails, not skips, without it) -------
 @pytest.mark.slow
 def test_real_lite0_on_fashion_mnist_with_its_corrupted_test_split(cli, tmp_path, debian_fashion_mnist):
+    # threads=1: 78 s alone on 2 cores, but 810 s seen with two torch threads on a machine another process kept busy
     r = cli("model=efficientnet_lite0", "data=fashion_mnist", "ood=fashion_mnist_c", "quant=int8",
             "data.fit_samples=1000", "limit=300", "ood.limit=100", "model.image_size=64", "latency.repeats=1",
-            "progress=false", "plots=false", f"hydra.run.dir={tmp_path}", timeout=1800)
+            "threads=1", "progress=false", "plots=false", f"hydra.run.dir={tmp_path}", timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["config.data"] == "fashion_mnist" and res["config.ood"] == "fashion_mnist_c"
     assert res["n_test"] == 300 and res["n_ood"] == 100
-    assert res["baseline.model_size_bytes"] > 1.5e7  # 4.65M ImageNet parameters in float32: the real backbone ran
+    # the ImageNet backbone (3.37M parameters without its 1000-class classifier) in float32: the real weights ran
+    assert res["baseline.model_size_bytes"] > 1.3e7
     assert res["baseline.accuracy"] > 0.6 and res["compressed.accuracy"] > 0.5  # 10 classes: chance is 0.1
     assert 0 <= res["compressed.flips"] <= 1 and res["compressed.kl"] >= 0
     # the corrupted split kept its labels: accuracy under shift is measured, and shift costs accuracy

@@ -134,8 +134,12 @@ def test_rerun_with_a_tighter_budget_evaluates_only_new_models(tune, tuned, tmp_
     evaluates nothing."""
     root, cache, run, first = tuned
     seen = _evaluations(first)
+    # tighter than what the first run's chosen model reached on calibration (measured: its first walk step already
+    # met budget.kl=1e-4 as well as 2e-4, so a fixed 1e-4 asked for nothing new), so the walk must go further
+    t1 = json.loads((run / "tune.json").read_text())
+    reached = next(c["calibration"]["kl"] for c in t1["candidates"] if c["chosen"])
     start = len(_events(cache))
-    r = tune(*TINY, "budget.kl=0.0001", f"cache_dir={cache}", f"hydra.run.dir={tmp_path / 'tighter'}")
+    r = tune(*TINY, f"budget.kl={reached / 2:.3g}", f"cache_dir={cache}", f"hydra.run.dir={tmp_path / 'tighter'}")
     assert r.returncode in (0, 3), r.stderr[-3000:]
     second = _events(cache)[start:]
     new = _evaluations(second)
