@@ -57,13 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--distill-steps", type=int, default=100)
     p.add_argument("--distill-lr", type=float, default=1e-4)
+    p.add_argument("--fit-limit", type=int, default=None, help="train the baseline on this many fit rows")
+    p.add_argument("--epochs", type=int, default=None, help="baseline training epochs (model.epochs)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.simplefilter("ignore")
     from omegaconf import OmegaConf
 
     data = load_dataset({"name": "mnist"}, 0)
+    if args.fit_limit:
+        from uqcompress.data.base import Split
+
+        fit = data["fit"]
+        data.splits["fit"] = Split(fit.x[: args.fit_limit], fit.y[: args.fit_limit])
     cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "uqcompress/conf/model/small_cnn.yaml"))
+    if args.epochs:
+        cfg["epochs"] = args.epochs
     base = build_model(cfg, data, BuildContext(seed=0, progress=False))
     calib = data["calibration"].x[: args.n_calib]
     x, y = data["test"].x[: args.n_test], data["test"].y[: args.n_test]

@@ -132,3 +132,24 @@ def test_recipe_model_exports_and_loads_bit_identical(tmp_path, tmp_cache):
         path = pred.save(tmp_path / "p.pt")
         for a, b in zip(pred.predict(x), SelectivePredictor.load(path).predict(x)):
             assert torch.equal(a, b), opts
+
+
+@pytest.mark.slow  # 24 s on a shared 2-core CPU (trains a tiny small_cnn)
+def test_cli_run_names_the_recipe_its_cost_and_rows_in_results(cli, tmp_path):
+    import json
+
+    r = cli("quant=int8", "quant.recipe=[distill,bias_correction]", "quant.distill.steps=3",
+            "quant.calibration_samples=32", "limit=60", "fit_limit=60", "ood=none", "model.epochs=1",
+            "progress=false", "plots=false", "latency.repeats=1", f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["compressed.recipe"] == "distill+bias_correction"
+    assert res["compressed.recipe_rows"] == "calibration[:32]"
+    assert res["compressed.recipe_seconds"] > 0 and res["compressed.recipe_passes"] > 1
+
+
+def test_cli_refuses_an_unknown_recipe_in_one_line_before_work(cli, tmp_path):
+    r = cli("quant=int8", "quant.recipe=[gptq]", "progress=false", f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "unknown recipe 'gptq'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "results.json").exists()
