@@ -3,12 +3,12 @@
 For each recipe (plain static int8 first) the baseline is quantized on the first ``--n-calib`` rows of the
 calibration split (the recipe sees nothing else), then on the first ``--n-test`` rows of the test split we record:
 flips (share of test inputs whose compressed answer differs from the baseline's) with a 95% Wilson interval, mean
-KL(baseline || compressed) (and on the calibration rows: what ``distill`` minimises), accuracy, size (state_dict bytes / fp32) and the time to quantize (wall, one
-cold run: the compressed-model cache is a fresh temporary folder; the trained baseline comes from the usual cache).
+KL(baseline || compressed) (and on the calibration rows: what ``distill`` minimises), accuracy, size (state_dict
+bytes / fp32) and the time to quantize (wall, one cold run: the compressed-model cache is a fresh temporary folder; the trained baseline comes from the usual cache).
 
 Usage:
     PYTHONPATH=. python scripts/bench_recipes.py                                 # small_cnn on MNIST
-    PYTHONPATH=. python scripts/bench_recipes.py --n-calib 256 --n-test 2000 --distill-steps 100 --distill-lr 1e-4
+    PYTHONPATH=. python scripts/bench_recipes.py --n-calib 256 --n-test 2000 --distill-steps 100 --distill-lr 1e-6
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-calib", type=int, default=256)
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--distill-steps", type=int, default=100)
-    p.add_argument("--distill-lr", type=float, default=1e-4)
+    p.add_argument("--distill-lr", type=float, default=1e-6)
     p.add_argument("--fit-limit", type=int, default=None, help="train the baseline on this many fit rows")
     p.add_argument("--epochs", type=int, default=None, help="baseline training epochs (model.epochs)")
     args = p.parse_args(argv)
@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             kl_calib = float(kl_to_baseline(ref_calib, runner.logits(comp, calib)))  # what distill minimises
             acc = float((out.argmax(-1) == y).double().mean())
             size = state_dict_bytes(comp.module) / base_size
-            print(f"{name:24s} {flips / len(y):7.4f} [{lo:.4f}, {hi:.4f}] {kl:9.2e} {kl_calib:9.2e} {acc:7.4f} {size:6.3f} "
+            print(f"{name:24s} {flips / len(y):7.4f} [{lo:.4f}, {hi:.4f}] {kl:9.2e} {kl_calib:9.2e} {acc:7.4f} "
+                  f"{size:6.3f} "
                   f"{secs:10.2f} {comp.info.get('recipe_seconds', 0):8.2f} {comp.info.get('recipe_passes', 0):6.1f}",
                   flush=True)
     set_cache_dir(None)

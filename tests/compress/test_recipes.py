@@ -153,3 +153,12 @@ def test_cli_refuses_an_unknown_recipe_in_one_line_before_work(cli, tmp_path):
     assert r.returncode == 2, r.stderr[-2000:]
     assert "unknown recipe 'gptq'" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "results.json").exists()
+
+
+def test_docstring_examples():
+    import doctest
+
+    import uqcompress.compress.recipes as mod
+
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

@@ -10,8 +10,8 @@ any work (:mod:`uqcompress.validate` calls the scheme's ``validate``).
   observer (which already searches the range minimising the L2 quantization error: the "MSE / histogram" range is
   the default, and this recipe exists to compare against it).
 - ``distill``: quantization-aware fine-tuning (torch.ao ``prepare_qat_fx``: fake-quantized weights and activations,
-  BatchNorm statistics frozen; starting from the same observers as plain int8) of the model on the calibration split for ``quant.distill.steps`` Adam steps at
-  ``quant.distill.lr``, with loss KL(baseline || compressed) on the baseline's own soft outputs (no labels), then
+  BatchNorm statistics frozen; starting from the same observers as plain int8) of the model on the calibration
+  split for ``quant.distill.steps`` Adam steps at ``quant.distill.lr``, with loss KL(baseline || compressed) on the baseline's own soft outputs (no labels), then
   the usual convert.
 - ``bias_correction``: the mean output error of the quantized model on the calibration split, per output class, is
   subtracted through the bias of the last Linear layer. torch.ao's ``_correct_bias`` needs the eager numeric-suite
@@ -41,7 +41,7 @@ from uqcompress.models.base import ModelBundle, call_module
 
 log = logging.getLogger(__name__)
 
-DISTILL_DEFAULTS = {"steps": 100, "lr": 1e-4, "batch_size": 32}
+DISTILL_DEFAULTS = {"steps": 100, "lr": 1e-6, "batch_size": 32}
 
 
 @dataclass(frozen=True)
