@@ -28,6 +28,8 @@ def _variants(value):
                                                                                                           value + "x")]
     if isinstance(value, list):
         return [value[:1]]
+    if isinstance(value, dict):
+        return [{**value, k: _variants(v)[0]} for k, v in value.items()]
     raise AssertionError(value)
 
 

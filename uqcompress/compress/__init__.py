@@ -54,6 +54,8 @@ class Scheme:
         skip_layers: ``skip_layers(module) -> names`` of the layers of ``module`` the scheme compresses that its
             ``quant.skip`` option can keep float (what ``python -m uqcompress.tune`` ranks and walks); None = the
             scheme has no per-layer skip.
+        recipes: the ``quant.recipe`` names it accepts (:mod:`uqcompress.compress.recipes`; each recipe says which
+            modes and devices it supports); empty = none.
     """
 
     name: str
@@ -65,6 +67,7 @@ class Scheme:
     options: tuple[str, ...] | None = None
     validate: Callable[[dict], None] | None = None
     skip_layers: Callable[[nn.Module], list[str]] | None = None
+    recipes: tuple[str, ...] = ()
 
     def __call__(self, bundle: ModelBundle, cfg: dict, calib_x: Any, ctx: "CompressContext") -> ModelBundle:
         out = self.fn(bundle, cfg, calib_x, ctx)

@@ -1,0 +1,112 @@
+"""Benchmark the int8 quantization recipes (``quant.recipe``, issue 26) by the answers they keep.
+
+For each recipe (plain static int8 first) the baseline is quantized on the first ``--n-calib`` rows of the
+calibration split (the recipe sees nothing else), then on the first ``--n-test`` rows of the test split we record:
+flips (share of test inputs whose compressed answer differs from the baseline's) with a 95% Wilson interval, mean
+KL(baseline || compressed) (and on the calibration rows: what ``distill`` minimises), accuracy, size (state_dict
+bytes / fp32) and the time to quantize (wall, one cold run: the compressed-model cache is a fresh temporary folder; the trained baseline comes from the usual cache).
+
+Usage:
+    PYTHONPATH=. python scripts/bench_recipes.py                                 # small_cnn on MNIST
+    PYTHONPATH=. python scripts/bench_recipes.py --n-calib 256 --n-test 2000 --distill-steps 100 --distill-lr 1e-6
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from uqcompress.compress import CompressContext, compress  # noqa: E402
+from uqcompress.compress.recipes import kl_to_baseline  # noqa: E402
+from uqcompress.data import load_dataset  # noqa: E402
+from uqcompress.measure import state_dict_bytes  # noqa: E402
+from uqcompress.models import BuildContext, build_model  # noqa: E402
+from uqcompress.runner import Runner  # noqa: E402
+
+
+def recipes(args) -> dict[str, dict]:
+    distill = {"steps": args.distill_steps, "lr": args.distill_lr}
+    return {
+        "(plain int8)": {},
+        "minmax": {"recipe": ["minmax"]},
+        "bias_correction": {"recipe": ["bias_correction"]},
+        "distill": {"recipe": ["distill"], "distill": distill},
+        "distill+bias_correction": {"recipe": ["distill", "bias_correction"], "distill": distill},
+    }
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    from scipy.stats import binomtest
+
+    ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n-calib", type=int, default=256)
+    p.add_argument("--n-test", type=int, default=2000)
+    p.add_argument("--distill-steps", type=int, default=100)
+    p.add_argument("--distill-lr", type=float, default=1e-6)
+    p.add_argument("--fit-limit", type=int, default=None, help="train the baseline on this many fit rows")
+    p.add_argument("--epochs", type=int, default=None, help="baseline training epochs (model.epochs)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    warnings.simplefilter("ignore")
+    from omegaconf import OmegaConf
+
+    data = load_dataset({"name": "mnist"}, 0)
+    if args.fit_limit:
+        from uqcompress.data.base import Split
+
+        fit = data["fit"]
+        data.splits["fit"] = Split(fit.x[: args.fit_limit], fit.y[: args.fit_limit])
+    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "uqcompress/conf/model/small_cnn.yaml"))
+    if args.epochs:
+        cfg["epochs"] = args.epochs
+    base = build_model(cfg, data, BuildContext(seed=0, progress=False))
+    calib = data["calibration"].x[: args.n_calib]
+    x, y = data["test"].x[: args.n_test], data["test"].y[: args.n_test]
+    runner = Runner(progress=False, batch_size=256)
+    ref = runner.logits(base, x)
+    ref_calib = runner.logits(base, calib)
+    base_acc = float((ref.argmax(-1) == y).double().mean())
+    base_size = state_dict_bytes(base.module)
+    from uqcompress.cache import set_cache_dir
+
+    print(f"small_cnn on MNIST: {len(calib)} calibration rows, {len(y)} test rows, baseline accuracy {base_acc:.4f}")
+    print(f"{'recipe':24s} {'flips':>7s} {'95% interval':>17s} {'KL':>9s} {'calib KL':>9s} {'acc':>7s} {'size×':>6s} "
+          f"{'quantize s':>10s} {'recipe s':>8s} {'passes':>6s}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, opts in recipes(args).items():
+            set_cache_dir(Path(tmp) / name)  # cold: every recipe quantizes from scratch
+            t0 = time.perf_counter()
+            comp = compress(base, {"name": "int8", "calibration_samples": args.n_calib, **opts}, calib,
+                            CompressContext(progress=False, batch_size=64))
+            secs = time.perf_counter() - t0
+            out = runner.logits(comp, x)
+            flips = int((out.argmax(-1) != ref.argmax(-1)).sum())
+            lo, hi = wilson(flips, len(y))
+            kl = float(kl_to_baseline(ref, out))
+            kl_calib = float(kl_to_baseline(ref_calib, runner.logits(comp, calib)))  # what distill minimises
+            acc = float((out.argmax(-1) == y).double().mean())
+            size = state_dict_bytes(comp.module) / base_size
+            print(f"{name:24s} {flips / len(y):7.4f} [{lo:.4f}, {hi:.4f}] {kl:9.2e} {kl_calib:9.2e} {acc:7.4f} "
+                  f"{size:6.3f} "
+                  f"{secs:10.2f} {comp.info.get('recipe_seconds', 0):8.2f} {comp.info.get('recipe_passes', 0):6.1f}",
+                  flush=True)
+    set_cache_dir(None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
