@@ -79,12 +79,14 @@ SOURCE = register(Source("fashion_mnist", "Fashion-MNIST, 60,000 + 10,000 labell
 )))
 
 
-def fashion_mnist_arrays(root: str | Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def fashion_mnist_arrays(root: str | Path | None = None, parts: tuple[str, ...] = tuple(FILES)
+                         ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{"train": (images (60000, 28, 28) uint8, labels int64), "t10k": (...)}`` from the idx files in ``root``
-    (default: the first present route of :data:`SOURCE`)."""
+    (default: the first present route of :data:`SOURCE`); ``parts`` limits which files are decoded."""
     _, root = SOURCE.resolve({"root": root})
     out = {}
-    for part, (img, lab) in FILES.items():
+    for part in parts:
+        img, lab = FILES[part]
         x, y = read_idx(root / img), read_idx(root / lab).astype(np.int64)
         if x.ndim != 3 or len(x) != len(y):
             raise ValueError(f"{root / img}: {x.shape} images for {len(y)} labels")
@@ -99,7 +101,7 @@ def _tensor(x: np.ndarray) -> torch.Tensor:
 def eval_parts(cfg: dict, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """The 10,000 test images, their labels, and the indices of the calibration / test splits that ``data=
     fashion_mnist`` makes with ``cfg['splits']`` and ``seed`` (``ood=fashion_mnist_c`` corrupts the same test split)."""
-    xte, yte = fashion_mnist_arrays(cfg.get("root"))["t10k"]
+    xte, yte = fashion_mnist_arrays(cfg.get("root"), parts=("t10k",))["t10k"]  # the 60,000 training images unread
     return xte, yte, _eval_split(yte, cfg, seed)
 
 
