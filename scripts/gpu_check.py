@@ -33,7 +33,7 @@ CASES = [  # (label, overrides)
                                                                                "samples": 30}}),
     ("small_cnn mc_dropout full", {"quant": {"name": "bf16"}, "uncertainty": {"name": "mc_dropout", "mode": "full",
                                                                                "samples": 10}}),
-    ("efficientnet_lite0 bf16 cifar10", {"model": {"name": "efficientnet_lite0"}, "data": {"name": "cifar10"},
+    ("efficientnet_lite0 bf16 fashion_mnist", {"model": {"name": "efficientnet_lite0"}, "data": {"name": "fashion_mnist"},
                                           "ood": {"name": "none"}, "quant": {"name": "bf16"}, "limit": 500}),
     ("minilm bf16 trec", {"model": {"name": "minilm"}, "data": {"name": "trec"}, "ood": {"name": "none"},
                           "quant": {"name": "bf16"}, "limit": 500}),

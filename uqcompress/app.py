@@ -76,40 +76,21 @@ def _hydra_state() -> tuple[Path, bool]:
         return Path.cwd(), False
 
 
-class _Refused(Exception):
-    """A single run that must not touch its folder (it holds another config's results)."""
-
-
 def _resume(out_dir: Path, fp: str, multirun: bool, conf: dict) -> dict[str, Any] | None:
-    """The results to resume from, or None to compute; sets aside results that are stale or unreadable."""
+    """The results to resume from, or None to compute (:func:`uqcompress.run_files.may_resume` decides)."""
     from uqcompress.report.results import FINGERPRINT, RESULTS, UnreadableResults, read_results
+    from uqcompress.run_files import may_resume
 
-    path = out_dir / RESULTS
-    if not path.exists():
+    if not (out_dir / RESULTS).exists():
         return None
     try:
         done = read_results(out_dir)
     except UnreadableResults as e:
         log.warning("resume: %s; recomputing", e)
         return None
-    have = done.get(FINGERPRINT)
-    if have == fp:
-        from uqcompress.run_files import changed_inputs, export_problem
-
-        why = changed_inputs(done.get("run.inputs"), conf) or export_problem(done.get("run.export"), conf)
-        if why is None:
-            log.info("resume: %s already has results; skipping (resume=false to recompute)", out_dir)
-            return done
-        log.warning("resume: %s has results of this config, but %s; recomputing (old results kept as %s)", out_dir,
-                    why, PREVIOUS)
-        return None
-    what = (f"results of another config (fingerprint {have}, this run {fp})" if isinstance(have, str)
-            else "results without a config fingerprint (an older uqcompress)")
-    if not multirun:
-        raise _Refused(f"{out_dir} already holds {what}; choose another hydra.run.dir, or resume=false to "
-                       f"recompute there (the old results are kept as {PREVIOUS})")
-    log.warning("resume: %s holds %s; recomputing (old results kept as %s)", out_dir, what, PREVIOUS)
-    return None
+    ok = may_resume(out_dir, done, fp, conf, multirun, held="results", fingerprint_key=FINGERPRINT,
+                    kept=f"old results kept as {PREVIOUS}")
+    return done if ok else None
 
 
 def _set_aside(out_dir: Path) -> None:
@@ -125,6 +106,7 @@ def run_job(cfg: DictConfig) -> float | None:
     (``objective.metric`` of the results, see :mod:`uqcompress.objective`), None when it failed or is undefined."""
     from uqcompress._malloc import keep_freed_memory
     from uqcompress.cache import describe_os_error, set_cache_dir
+    from uqcompress.run_files import Refused
 
     start = time.perf_counter()
     keep_freed_memory()  # large per-batch activations reuse memory instead of page-faulting (see _malloc)
@@ -144,7 +126,7 @@ def run_job(cfg: DictConfig) -> float | None:
         _set_aside(out_dir)
         (out_dir / FAILED).unlink(missing_ok=True)
         return objective_value(_run(conf, out_dir, fp), metric)
-    except _Refused as e:
+    except Refused as e:
         return _fail(str(e), conf, out_dir, multirun)
     except USER_ERRORS as e:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__, conf, out_dir, multirun)

@@ -23,10 +23,13 @@ Example:
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Iterator
 
 from uqcompress.cache import file_sha256
+
+log = logging.getLogger("uqcompress")
 
 #: config keys whose paths are not inputs: outputs (``deploy.export``), and the non-result settings (``cache_dir``)
 NOT_INPUTS = ("deploy", "hydra")
@@ -115,3 +118,38 @@ def export_problem(recorded: Any, conf: dict) -> str | None:
 
 
 __all__ = ["changed_inputs", "export_problem", "export_record", "input_files", "snapshot"]
+
+
+class Refused(ValueError):
+    """A single run must not touch its folder: it holds another config's record."""
+
+
+def may_resume(out_dir: Path, record: dict, fp: str, conf: dict, multirun: bool, *, held: str,
+               fingerprint_key: str, kept: str) -> bool:
+    """Whether ``record`` (the folder's ``results.json`` or ``tune.json``, called ``held`` in messages) is this
+    config's (fingerprint), read from the same input files (``run.inputs``), with its ``deploy.export`` file in place
+    (``run.export``): True resumes from it; False recomputes (one log line says why, ``kept`` where the old files
+    go). Another config's record raises :class:`Refused` in a single run (its folder is left alone) and is recomputed
+    in a sweep.
+
+    Shared by the main run (:mod:`uqcompress.app`) and the tune (:mod:`uqcompress.tune.app`).
+
+    >>> may_resume(Path("."), {"fp": "a", "run.inputs": []}, "a", {"seed": 0}, False, held="results",
+    ...            fingerprint_key="fp", kept="old results kept as results.previous.json")
+    True
+    """
+    have = record.get(fingerprint_key)
+    if have == fp:
+        why = changed_inputs(record.get("run.inputs"), conf) or export_problem(record.get("run.export"), conf)
+        if why is None:
+            log.info("resume: %s already has %s; skipping (resume=false to recompute)", out_dir, held)
+            return True
+        log.warning("resume: %s has %s of this config, but %s; recomputing (%s)", out_dir, held, why, kept)
+        return False
+    what = (f"{held} of another config (fingerprint {have}, this run {fp})" if isinstance(have, str)
+            else f"{held} without a config fingerprint (an older uqcompress)")
+    if not multirun:
+        raise Refused(f"{out_dir} already holds {what}; choose another hydra.run.dir, or resume=false to "
+                      f"recompute there (the {kept})")
+    log.warning("resume: %s holds %s; recomputing (%s)", out_dir, what, kept)
+    return False

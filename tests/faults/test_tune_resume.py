@@ -23,11 +23,11 @@ FITS = ["budget.flips=0.5"]  # int8 itself meets it: no layer search
 MISSES = ["budget.kl=0", "tune.max_float_layers=1"]  # nothing meets it: exit 3
 
 
-def tune(*args: str, cache) -> subprocess.CompletedProcess:
+def tune(*args: str, cache, fast: list[str] = FAST) -> subprocess.CompletedProcess:
     """``python -m uqcompress.tune FAST ARGS`` in a subprocess with the cache ``cache``."""
     flags = [a for a in args if a.startswith("--")]  # Hydra's flags before the overrides
     overrides = [a for a in args if not a.startswith("--")]
-    return subprocess.run([sys.executable, "-m", "uqcompress.tune", *flags, *FAST, *overrides], cwd=ROOT, env=env(cache),
+    return subprocess.run([sys.executable, "-m", "uqcompress.tune", *flags, *fast, *overrides], cwd=ROOT, env=env(cache),
                           capture_output=True, text=True, timeout=900)
 
 
@@ -62,7 +62,7 @@ def test_resume_is_bound_to_the_tune_config(cache, tmp_path):
     assert json.loads((run / "tune.previous.json").read_text()) == old and (run / "predictor.previous.pt").is_file()
 
     resumed = tune(*MISSES, f"hydra.run.dir={run}", cache=cache)  # the same config: skipped, and still exit 3
-    assert resumed.returncode == 3 and "already has tune.json of this config; skipping" in resumed.stdout + resumed.stderr
+    assert resumed.returncode == 3 and "already has a tune; skipping" in resumed.stdout + resumed.stderr
     assert last(resumed).startswith("uqcompress.tune: no candidate meets the budget")
 
     text = (run / "tune.json").read_text()
@@ -70,6 +70,40 @@ def test_resume_is_bound_to_the_tune_config(cache, tmp_path):
     cut = tune(*MISSES, f"hydra.run.dir={run}", cache=cache)
     assert cut.returncode == 3 and "Traceback" not in cut.stderr, cut.stderr[-3000:]
     assert "tune.json is unreadable" in cut.stdout + cut.stderr and json.loads((run / "tune.json").read_text())["chosen"] is None
+
+
+@pytest.mark.slow
+def test_resume_is_bound_to_the_tune_input_files(cache, tmp_path):
+    """The tune's resume follows the main run's rule (uqcompress.run_files.may_resume): a checkpoint replaced in place
+    under the same path is a new input, so the tune is recomputed, not skipped."""
+    import torch
+
+    from uqcompress.models import MODELS
+
+    ck, run = tmp_path / "model.pt", tmp_path / "run"
+
+    def save_checkpoint(seed: int) -> None:
+        torch.manual_seed(seed)
+        torch.save(MODELS.get("small_cnn").rebuild_architecture({}, 10, (1, 28, 28)).module.state_dict(), ck)
+
+    save_checkpoint(0)
+    args = [*FITS, "model=checkpoint", f"model.path={ck}", "model.arch=small_cnn", f"hydra.run.dir={run}"]
+    fast = [a for a in FAST if not a.startswith("model.")]  # nothing to train
+    first = tune(*args, cache=cache, fast=fast)
+    assert first.returncode == 0, first.stderr[-3000:]
+    old = json.loads((run / "tune.json").read_text())
+    assert [r[0] for r in old["run.inputs"]] == [str(ck)]
+
+    same = tune(*args, cache=cache, fast=fast)
+    assert same.returncode == 0 and "already has a tune; skipping" in same.stdout + same.stderr
+
+    save_checkpoint(1)  # other weights under the same path
+    again = tune(*args, cache=cache, fast=fast)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"input file {ck} changed (size, mtime and sha256); recomputing" in again.stdout + again.stderr
+    new = json.loads((run / "tune.json").read_text())
+    assert json.loads((run / "tune.previous.json").read_text()) == old
+    assert new["baseline"] != old["baseline"]
 
 
 @pytest.mark.slow

@@ -1,8 +1,10 @@
 """The Hydra job of ``python -m uqcompress.tune``: resolve the config, tune, write the run folder.
 
-Resume is bound to the config, as the main run's (:mod:`uqcompress.app`): ``tune.json`` records ``fingerprint``
-(:func:`uqcompress.app.run_fingerprint` of the resolved config: budget, tune options, model, data, ...), and only a
-folder whose ``tune.json`` has this run's fingerprint is skipped (exit 3 again when it chose nothing). A folder holding
+Resume is bound to the config and its input files, as the main run's (:mod:`uqcompress.app`, one rule:
+:func:`uqcompress.run_files.may_resume`): ``tune.json`` records ``fingerprint`` (:func:`uqcompress.app.run_fingerprint`
+of the resolved config: budget, tune options, model, data, ...) and ``run.inputs`` (size, mtime, sha256 of every file
+the config names), and only a folder whose ``tune.json`` has this run's fingerprint, on unchanged input files, with
+its ``deploy.export`` file in place, is skipped (exit 3 again when it chose nothing). A folder holding
 another config's tune is refused in a single run (exit 2; ``resume=false`` recomputes there) and recomputed in a sweep;
 an unreadable (truncated) ``tune.json`` is recomputed. A recompute sets the old ``tune.json``, ``results.json`` and
 ``predictor.pt`` aside (``*.previous.*``), so no file of the old tune is left as current.
@@ -43,7 +45,7 @@ def run_tune_job(cfg: DictConfig) -> float | None:
     fp = run_fingerprint(conf)
     try:
         if conf.get("resume", True):
-            done = _resume(out_dir, fp, multirun)
+            done = _resume(out_dir, fp, multirun, conf)
             if done is not None:
                 (out_dir / FAILED).unlink(missing_ok=True)
                 chosen = done.get("chosen")
@@ -78,9 +80,10 @@ def run_tune_job(cfg: DictConfig) -> float | None:
 OLD_OUTPUTS = ("tune.json", "results.json", "predictions.csv", "predictor.pt")
 
 
-def _resume(out_dir: Path, fp: str, multirun: bool) -> dict | None:
-    """The finished tune.json to resume from, or None to compute; refuses (ValueError) another config's folder in a
-    single run."""
+def _resume(out_dir: Path, fp: str, multirun: bool, conf: dict) -> dict | None:
+    """The finished tune.json to resume from, or None to compute (:func:`uqcompress.run_files.may_resume` decides:
+    same config, same input files, its export in place); refuses another config's folder in a single run."""
+    from uqcompress.run_files import may_resume
     from uqcompress.tune.report import TUNE_JSON
 
     path = out_dir / TUNE_JSON
@@ -93,18 +96,10 @@ def _resume(out_dir: Path, fp: str, multirun: bool) -> dict | None:
     except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
         log.warning("resume: %s is unreadable (%s); recomputing", path, str(e).splitlines()[0][:120])
         return None
-    have = done.get("fingerprint")
-    if have == fp:
-        log.info("resume: %s already has %s of this config; skipping (resume=false to recompute)", out_dir,
-                 TUNE_JSON)
-        return done
-    what = (f"a tune of another config (fingerprint {have}, this run {fp})" if isinstance(have, str)
-            else "a tune without a config fingerprint (an older uqcompress)")
-    if not multirun:
-        raise ValueError(f"{out_dir} already holds {what}; choose another hydra.run.dir, or resume=false to "
-                         f"recompute there (the old files are kept as *.previous.*)")
-    log.warning("resume: %s holds %s; recomputing (old files kept as *.previous.*)", out_dir, what)
-    return None
+    record = {**done, "run.export": (done.get("chosen") or {}).get("run.export")}
+    ok = may_resume(out_dir, record, fp, conf, multirun, held="a tune", fingerprint_key="fingerprint",
+                    kept="old files kept as *.previous.*")
+    return done if ok else None
 
 
 def _set_aside(out_dir: Path) -> None:
@@ -119,7 +114,10 @@ def _run(conf: dict, out_dir: Path, multirun: bool, fp: str) -> float | None:
     from uqcompress.tune.run import tune_config
 
     result = tune_config(conf, out_dir)
-    path = write_outputs(result, out_dir, plots=bool(conf.get("plots", True)), fingerprint=fp)
+    from uqcompress.run_files import snapshot
+
+    path = write_outputs(result, out_dir, plots=bool(conf.get("plots", True)), fingerprint=fp,
+                         inputs=snapshot(conf))
     render(result)
     log.info("tune: %s (%d model evaluations: %s; %.0f s)", path, sum(result.evaluations.get(k, 0) for k in
              ("logits", "calibration")), result.evaluations, result.seconds)

@@ -197,10 +197,11 @@ def pareto_plot(res: TuneResult, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_outputs(res: TuneResult, out_dir: str | Path, plots: bool = True, fingerprint: str | None = None) -> Path:
-    """Write ``tune.json`` (last: its presence marks a finished run; ``fingerprint`` of the config binds a resume to
-    it), ``tune.csv``, the plot and, when a model was chosen, its ``results.json`` + ``predictions.csv``; returns the
-    ``tune.json`` path."""
+def write_outputs(res: TuneResult, out_dir: str | Path, plots: bool = True, fingerprint: str | None = None,
+                  inputs: list | None = None) -> Path:
+    """Write ``tune.json`` (last: its presence marks a finished run; ``fingerprint`` of the config and ``inputs``,
+    :func:`uqcompress.run_files.snapshot` of its files as ``run.inputs``, bind a resume to them), ``tune.csv``, the
+    plot and, when a model was chosen, its ``results.json`` + ``predictions.csv``; returns the ``tune.json`` path."""
     from uqcompress.report.results import write_results
 
     out = Path(out_dir)
@@ -211,7 +212,8 @@ def write_outputs(res: TuneResult, out_dir: str | Path, plots: bool = True, fing
     if res.chosen_metrics is not None and res.run is not None:
         write_results(out, res.chosen_metrics, res.run.predictions)
     path = out / TUNE_JSON
-    atomic_write_text(path, json.dumps({**tune_json(res), "fingerprint": fingerprint}, indent=2, sort_keys=False))
+    atomic_write_text(path, json.dumps({**tune_json(res), "fingerprint": fingerprint, "run.inputs": inputs},
+                                         indent=2, sort_keys=False))
     return path
 
 
