@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.cpu_count()} cores")
     print(f"{'model':8s} {'batch':>5s} {'bare ms':>9s} {'predict ms':>10s} {'overhead':>9s} {'µs/call':>8s} "
           f"{'load':>5s}")
+    rows: dict[tuple[str, int], tuple[float, float]] = {}  # (model, batch) -> (bare seconds, overhead seconds)
     for name, b in models.items():
         pred = SelectivePredictor(b, build_scorer({"name": "msp", "temperature": 1.3}),
                                   build_selector({"name": "threshold", "value": 0.5}), batch_size=256)
@@ -95,8 +96,16 @@ def main(argv: list[str] | None = None) -> int:
                     module(x)
 
             t_b, t_c, d = paired(bare, lambda: pred.predict(x), args.pairs)
+            rows[name, n] = (t_b, d)
             print(f"{name:8s} {n:5d} {1e3 * t_b:9.4f} {1e3 * t_c:10.4f} {100 * d / t_b:+8.1f}% {1e6 * d:8.1f} "
                   f"{os.getloadavg()[0]:5.1f}", flush=True)
+    print(f"Done when (issues 15, 29), load average now {os.getloadavg()[0]:.1f}:")
+    if ("int8", 1) in rows:
+        d = rows["int8", 1][1]
+        print(f"  int8 batch 1: +{1e6 * d:.1f} µs per call < 100 µs: {'yes' if d < 1e-4 else 'no'}")
+    if ("int8", 32) in rows:
+        t_b, d = rows["int8", 32]
+        print(f"  int8 batch 32: {100 * d / t_b:+.1f}% < 5%: {'yes' if d / t_b < 0.05 else 'no'}")
     return 0
 
 
