@@ -259,6 +259,12 @@ class Runner:
                ) -> torch.Tensor:
         """Logits (N, K) float32 on the CPU, module in eval mode, without grad."""
         module = _eval(bundle.module)
+        if (isinstance(x, torch.Tensor) and x.dim() and 0 < x.shape[0] <= (batch_size or self.batch_size)
+                and not bundle.info.get("autocast") and not startup.pending()):
+            # one batch of a tensor (a deployed predictor's call): _map's one-batch path without its layers
+            with torch.inference_mode():
+                z = call_module(module, to_device(bundle.prepare(x), module_device(module)))
+            return check_finite(_cpu_float(z), bundle, split)
         (z,) = self._map(bundle, x, lambda inp, n: (call_module(module, inp),), split=split, what="logits",
                          batch_size=batch_size)
         return check_finite(z, bundle, split)
