@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 FORMAT = "uqcompress.SelectivePredictor"
 VERSION = 3
 READS = (1, 2, 3)  # version 1: no arch facts / files (models whose run config alone rebuilds them); 3: a digest
+#: the label of an abstention, as a 0-dim tensor: ``torch.where`` wraps a Python -1 into a new tensor on every call
+_ABSTAIN = torch.tensor(-1)
 #: the payload entries the digest covers (all but the format marker, the version and the digest itself)
 DIGESTED = ("config", "state_dict", "scorer_buffers", "arch_files", "fallback_state_dict")
 
@@ -104,20 +106,21 @@ class SelectivePredictor(nn.Module):
         """``x`` as the model takes it: image tensors cast to float32 ([0, 1]) and checked against the input shape."""
         if isinstance(x, np.ndarray):
             x = torch.from_numpy(x)
-        if len(x) == 0:
+        tensor = isinstance(x, torch.Tensor)
+        if (x.shape[0] if tensor and x.dim() else len(x)) == 0:  # Tensor.__len__ is a Python call: a hot path
             raise ValueError("SelectivePredictor.predict got an empty batch")
-        if self.spec.get("modality") == "image" and not isinstance(x, torch.Tensor):
+        if self.spec.get("modality") == "image" and not tensor:
             shape = self.spec.get("input_shape")
             what = f"a list of {type(x[0]).__name__}" if isinstance(x, (list, tuple)) else type(x).__name__
             raise ValueError(f"this SelectivePredictor holds an image model: it takes a tensor or array of shape "
                              f"(N, {', '.join(map(str, shape)) if shape else 'C, H, W'}); got {what}")
-        if isinstance(x, torch.Tensor):
+        if tensor:
             if x.dtype == torch.uint8 and self.spec.get("modality") == "image":
                 x = x.float() / 255.0
             elif x.is_floating_point() and x.dtype != torch.float32:
                 x = x.float()
             shape = self.spec.get("input_shape")
-            if shape and tuple(x.shape[1:]) != tuple(shape):
+            if shape and x.shape[1:] != tuple(shape):
                 raise ValueError(f"SelectivePredictor takes inputs of shape (N, {', '.join(map(str, shape))}); "
                                  f"got {tuple(x.shape)}")
         return x
@@ -144,13 +147,12 @@ class SelectivePredictor(nn.Module):
         1 = the baseline (cascade), -1 = nobody (abstained).
         """
         x = self._inputs(x)
-        out = self._outputs(x)
+        out = self._outputs(x) if self.needs else Outputs(self.runner.logits(self.bundle, x, split="predict"))
         probs = self.scorer.probs(out)
-        conf = self.scorer.confidence(out, probs)
+        conf, labels = self.scorer.confidence_and_labels(out, probs)
         accepted = self.selector.accept(conf, out)
-        labels = probs.argmax(-1)
         if self.fallback is None:
-            labels = torch.where(accepted, labels, -1)
+            labels = torch.where(accepted, labels, _ABSTAIN)
         else:
             deferred = (~accepted).nonzero().squeeze(1)
             if len(deferred):  # the baseline answers only what the compressed model defers

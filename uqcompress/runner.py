@@ -107,6 +107,15 @@ def dequant(t: torch.Tensor) -> torch.Tensor:
     return t.dequantize() if t.is_quantized else t
 
 
+def _cpu_float(t: torch.Tensor) -> torch.Tensor:
+    """``dequant(t).float().cpu()``, calling ``.float()`` / ``.cpu()`` only when they change something (each is a
+    dispatch even when it returns ``t`` itself: a deployed predictor's call pays for every one)."""
+    t = dequant(t)
+    if t.dtype != torch.float32:
+        t = t.float()
+    return t if t.device.type == "cpu" else t.cpu()
+
+
 def length_order(bundle: ModelBundle, x: Any) -> np.ndarray | None:
     """For texts, the indices sorted by length (token count when the model's ``prepare`` can tell, else
     characters): batches of similar length pad, and cost, far less. None for tensors and other inputs."""
@@ -214,17 +223,18 @@ class Runner:
              grad_free: Callable[[], Any] = torch.inference_mode) -> tuple[torch.Tensor, ...]:
         """``step(inputs_on_device, rows)`` over ``x`` in batches; each returned tensor is concatenated along its
         ``dims`` entry (the sample axis), moved to the CPU as float32 and put back in input order."""
-        n = len(x)
+        tensor = isinstance(x, torch.Tensor)
+        n = x.shape[0] if tensor and x.dim() else len(x)  # Tensor.__len__ is a Python call: a hot path
         if n == 0:
             raise ValueError(f"no inputs to run model '{bundle.label}' on: split '{split}' is empty")
         if startup.pending():
             startup.first_inference(f"{bundle.label} {what} {split}")
         bs = int(batch_size or self.batch_size)
         device = module_device(bundle.module)
-        if n <= bs and isinstance(x, torch.Tensor):  # one batch of a tensor (a deployed predictor's call): no loop
+        if n <= bs and tensor:  # one batch of a tensor (a deployed predictor's call): no loop, no extra dispatches
             with self._mode(bundle, grad_free):
                 outs = step(to_device(bundle.prepare(x), device), n)
-                return tuple(dequant(o).float().cpu() for o in outs)
+                return tuple(_cpu_float(o) for o in outs)
         order = length_order(bundle, x)
         xs = [x[i] for i in order] if order is not None else x
         parts: list[list[torch.Tensor]] = [[] for _ in dims]
@@ -249,6 +259,12 @@ class Runner:
                ) -> torch.Tensor:
         """Logits (N, K) float32 on the CPU, module in eval mode, without grad."""
         module = _eval(bundle.module)
+        if (isinstance(x, torch.Tensor) and x.dim() and 0 < x.shape[0] <= (batch_size or self.batch_size)
+                and not bundle.info.get("autocast") and not startup.pending()):
+            # one batch of a tensor (a deployed predictor's call): _map's one-batch path without its layers
+            with torch.inference_mode():
+                z = call_module(module, to_device(bundle.prepare(x), module_device(module)))
+            return check_finite(_cpu_float(z), bundle, split)
         (z,) = self._map(bundle, x, lambda inp, n: (call_module(module, inp),), split=split, what="logits",
                          batch_size=batch_size)
         return check_finite(z, bundle, split)

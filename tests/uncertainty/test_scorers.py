@@ -144,3 +144,21 @@ def test_state_roundtrip_reproduces_scores():
         r = _scorer_from_state(s.state(), s.buffers())
         assert torch.equal(r.score(out), s.score(out)), name
         assert math.isclose(r.temperature, s.temperature)
+
+
+@pytest.mark.parametrize("name", SCORERS.names())
+def test_confidence_and_labels_is_confidence_and_argmax(name):
+    """What a deployed predictor answers with (one reduction for msp) equals ``confidence`` and numpy's argmax (the
+    first maximum) bit for bit, ties and NaN rows included."""
+    scorer = build_scorer({"name": name, **EXTRA.get(name, {})})
+    scorer.fit(Outputs(torch.randn(50, K), torch.arange(50) % K), _fit_split())
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randint(0, 3, (300, K), generator=g).float()  # many tied maxima
+    logits[5] = float("nan")
+    out = _confident_vs_flat()
+    out = Outputs(logits, mc_probs=out.mc_probs[:, :1].expand(-1, 300, -1), features=torch.randn(300, D, generator=g))
+    probs = scorer.probs(out)
+    conf, labels = scorer.confidence_and_labels(out, probs)
+    ref = scorer.confidence(out, probs)
+    assert conf.dtype == ref.dtype and bool(((conf == ref) | (conf.isnan() & ref.isnan())).all())
+    assert labels.dtype == torch.int64 and labels.tolist() == np.argmax(probs.numpy(), axis=-1).tolist()

@@ -93,6 +93,12 @@ class Scorer:
     def confidence(self, out: Outputs, probs: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def confidence_and_labels(self, out: Outputs, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(confidence, ``probs.argmax(-1)``): what a deployed predictor answers with. A scorer whose confidence is
+        the top probability gets both from one reduction (:class:`~uqcompress.uncertainty.softmax_scores.MaxSoftmax`).
+        """
+        return self.confidence(out, probs), probs.argmax(-1)
+
     def score(self, out: Outputs | torch.Tensor) -> torch.Tensor:
         """Confidence per sample (N,), float64, higher = more confident."""
         out = as_outputs(out)
