@@ -164,12 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="print every command and its mark")
     ap.add_argument("--run", action="store_true", help="run every command without a needs: mark")
     ap.add_argument("--from-line", type=int, default=0, help="start at this README line (resume a walk)")
+    ap.add_argument("--lines", default=None, help="only these README lines, comma-separated (rerun a few)")
     ap.add_argument("--skip", type=int, action="append", default=[],
                     help="README line of a command run elsewhere (e.g. make test: CI runs it); recorded as skipped")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per command")
     ap.add_argument("--out", type=Path, default=None, help="folder for walk.json and walk.md")
     a = ap.parse_args(argv)
     commands = [c for c in extract() if c.line >= a.from_line]
+    if a.lines:
+        wanted = {int(x) for x in a.lines.split(",")}
+        commands = [c for c in commands if c.line in wanted]
     for c in commands:
         if c.line in a.skip:
             c.needs = c.needs or "run separately (--skip)"

@@ -80,3 +80,24 @@ def test_defaults_match_the_yaml():
     d = TuneOptions.from_config(y["tune"])
     assert d == TuneOptions(schemes=("int8",)) and set(y["budget"]) == {"flips", "kl", "accuracy_drop", "risk",
                                                                          "coverage", "delta"}
+
+
+def test_recipe_chains_parse_and_expand_each_scheme_that_takes_recipes():
+    from uqcompress.tune.options import recipe_variants
+
+    o = TuneOptions.from_config({"recipes": ["none", "distill+bias_correction", ["minmax"]]})
+    assert o.recipes == ((), ("distill", "bias_correction"), ("minmax",))
+    with pytest.raises(ValueError, match="names a recipe chain twice"):
+        TuneOptions.from_config({"recipes": ["none", "none"]})
+    with pytest.raises(ValueError, match="at least one recipe chain"):
+        TuneOptions.from_config({"recipes": []})
+    int8 = [q.get("recipe") for q in recipe_variants({"name": "int8"}, o.recipes)]
+    assert int8 == [None, ["distill", "bias_correction"], ["minmax"]]
+    # per_layer mode takes bias_correction only: the FX recipes are left out, not an error
+    per_layer = recipe_variants({"name": "int8", "mode": "per_layer"}, o.recipes)
+    assert [q.get("recipe") for q in per_layer] == [None]
+    # a recipe the user chose is kept as given; a scheme without recipes is tried as is
+    assert recipe_variants({"name": "int8", "recipe": ["minmax"]}, o.recipes) == [{"name": "int8", "recipe": ["minmax"]}]
+    assert recipe_variants({"name": "int8_dynamic"}, o.recipes) == [{"name": "int8_dynamic"}]
+    p = plan(budget={"flips": 0.03}, tune={"recipes": ["none", "bias_correction"]})
+    assert [q.get("recipe") for q in p.schemes] == [None, ["bias_correction"]]

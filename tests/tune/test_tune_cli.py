@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 TINY = ["limit=300", "fit_limit=300", "ood.limit=100", "model.epochs=6", "model.batch_size=32", "progress=false",
-        "latency.repeats=2", "tune.bootstrap=200"]
+        "latency.repeats=2", "tune.recipes=[none]", "tune.bootstrap=200"]  # the layer search (recipes: their own test)
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_chosen_keys_equal_a_plain_run_of_the_chosen_model(tuned, cli, tmp_path)
     assert chosen["run.command"].startswith("python -m uqcompress ") and "quant=int8" in chosen["run.command"]
     layers = ",".join(chosen["compressed.fp32_layers"])
     before = len(_events(cache))
-    r = cli(*TINY[:-1], "quant=int8", f"quant.skip=[{layers}]", f"deploy.export={tmp_path / 'p.pt'}",
+    r = cli(*TINY[:-2], "quant=int8", f"quant.skip=[{layers}]", f"deploy.export={tmp_path / 'p.pt'}",
                 f"cache_dir={cache}", f"hydra.run.dir={tmp_path / 'plain'}")
     assert r.returncode == 0, r.stderr[-3000:]
     plain = json.loads((tmp_path / "plain" / "results.json").read_text())
@@ -184,3 +184,27 @@ def test_risk_and_coverage_budget_uses_a_risk_selector(tune, tuned, tmp_path):
     best = next(c for c in t["candidates"] if c["chosen"])
     assert best["calibration"]["coverage"] >= 0.5 and best["test"]["compressed.coverage"] is not None
     assert not (out / "predictor.pt").exists()  # tune.export=false
+
+
+@pytest.mark.slow
+def test_recipes_are_candidates_before_any_layer_is_kept_float(tune, tuned, cli, tmp_path):
+    """tune.recipes: each chain the scheme takes is a scheme candidate of its own (size, flips, KL, its cost in
+    seconds), measured before the layer search; the plain int8 pass comes from the first tune's cache."""
+    root, cache, run, _ = tuned
+    out = tmp_path / "recipes"
+    r = tune(*TINY[:-2], "tune.bootstrap=200", "tune.recipes=[none,bias_correction,minmax]", "budget.kl=0.0002",
+             "tune.export=false", f"cache_dir={cache}", f"hydra.run.dir={out}")
+    assert r.returncode in (0, 3), r.stderr[-3000:]
+    t = json.loads((out / "tune.json").read_text())
+    schemes = {c["name"]: c for c in t["candidates"] if "scheme" in c["role"].split("+")}
+    assert set(schemes) == {"int8", "int8+bias_correction", "int8+minmax"}  # the CNN runs in FX mode: all apply
+    fixed = schemes["int8+bias_correction"]
+    assert fixed["quant"]["recipe"] == ["bias_correction"] and fixed["test"]["compressed.recipe_seconds"] > 0
+    assert schemes["int8"]["test"].get("compressed.recipe_seconds") is None
+    assert fixed["size_bytes"] == schemes["int8"]["size_bytes"]  # a recipe changes values, not the format
+    # the bias correction lowers the calibration KL it was fitted on (the rows it saw: calibration only)
+    assert fixed["calibration"]["kl"] < schemes["int8"]["calibration"]["kl"]
+    table = (out / "tune.csv").read_text().splitlines()
+    assert "recipe_s" in table[0] and any(line.split(",")[1] == "int8+bias_correction" for line in table[1:])
+    if t["chosen"] is not None and t["chosen_name"].startswith("int8+"):
+        assert "quant.recipe=[" in t["chosen"]["run.command"]

@@ -11,6 +11,7 @@ Example:
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from uqcompress.tune.budget import Budget
 from uqcompress.tune.sensitivity import RANKINGS
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+log = logging.getLogger("uqcompress.tune")
 
 
 def _int(key: str, value: Any, low: int, allow_none: bool = False) -> int | None:
@@ -40,6 +42,8 @@ class TuneOptions:
     max_float_layers: int | None = None
     export: bool = True
     bootstrap: int = 1000
+    #: recipe chains tried on every scheme that accepts recipes, before any layer is kept float (``none``: as is)
+    recipes: tuple[tuple[str, ...], ...] = ((), ("bias_correction",))
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any] | None) -> "TuneOptions":
@@ -68,7 +72,18 @@ class TuneOptions:
         export = cfg.get("export", d.export)
         if not isinstance(export, bool):
             raise ValueError(f"tune.export={export!r} must be true or false")
-        return cls(schemes=tuple(schemes), rankings=tuple(rankings),
+        recipes = cfg.get("recipes", ["none", *("+".join(r) for r in d.recipes if r)])
+        if isinstance(recipes, str):
+            recipes = [recipes]
+        chains = []
+        for r in recipes or []:
+            chain = tuple(n for n in ([r] if isinstance(r, str) else list(r)) for n in str(n).split("+") if n != "none")
+            if chain in chains:
+                raise ValueError(f"tune.recipes={list(recipes)!r} names a recipe chain twice")
+            chains.append(chain)
+        if not chains:
+            raise ValueError("tune.recipes=[] must list at least one recipe chain, e.g. [none, bias_correction]")
+        return cls(schemes=tuple(schemes), rankings=tuple(rankings), recipes=tuple(chains),
                    ranking_samples=_int("ranking_samples", cfg.get("ranking_samples", d.ranking_samples), 8),
                    control_max_drop=float(max_drop),
                    max_float_layers=_int("max_float_layers", cfg.get("max_float_layers"), 1, allow_none=True),
@@ -90,6 +105,36 @@ def scheme_config(name: str, cfg: dict) -> dict:
     if path.is_file():
         return dict(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
     return {"name": name}
+
+
+def recipe_variants(quant: dict, chains: tuple[tuple[str, ...], ...]) -> list[dict]:
+    """``quant`` with each recipe chain (``quant.recipe``), for a scheme that accepts recipes and has none set; the
+    chains it cannot take (an unknown recipe, or one its registry entry does not accept) are left out with a log line.
+
+    >>> [q.get("recipe") for q in recipe_variants({"name": "int8"}, ((), ("bias_correction",)))]
+    [None, ['bias_correction']]
+    >>> recipe_variants({"name": "fp16"}, ((), ("bias_correction",)))
+    [{'name': 'fp16'}]
+    """
+    from uqcompress.compress import SCHEMES
+    from uqcompress.compress.recipes import check_recipes
+
+    accepted = SCHEMES.get(quant["name"]).recipes
+    if not accepted or quant.get("recipe"):  # no recipes, or the user chose one: the scheme as given
+        return [quant]
+    out = []
+    for chain in chains:
+        if not chain:
+            out.append(quant)
+            continue
+        try:
+            check_recipes(quant["name"], list(chain), quant.get("mode") if quant.get("mode") != "auto" else None,
+                          accepted)
+        except ValueError as e:
+            log.info("tune: not trying quant=%s with recipe %s: %s", quant["name"], "+".join(chain), e)
+            continue
+        out.append({**quant, "recipe": list(chain)})
+    return out
 
 
 @dataclass
@@ -118,7 +163,7 @@ def plan_tune(cfg: dict, out_dir: str | Path | None = None) -> TunePlan:
     options = TuneOptions.from_config(cfg.get("tune"))
     budget = Budget.from_config(cfg.get("budget"))
     cfg = {k: v for k, v in cfg.items() if k not in TUNE_KEYS}  # what every evaluation shares with the main command
-    schemes = [scheme_config(n, cfg) for n in options.schemes]
+    schemes = [q for n in options.schemes for q in recipe_variants(scheme_config(n, cfg), options.recipes)]
     selector = budget.selector(SELECTORS.names()) or dict(cfg["selector"])
     build_selector(selector)  # bad options fail now, not after the first model
     eval_cfg = {**cfg, "selector": selector}

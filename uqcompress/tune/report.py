@@ -103,7 +103,7 @@ def table(res: TuneResult) -> pd.DataFrame:
             "speedup": t.get("compressed.speedup"), "accuracy": t.get("compressed.accuracy"),
             "flips": t.get("compressed.flips"), "kl": t.get("compressed.kl"),
             "coverage": t.get("compressed.coverage"), "selective_risk": t.get("compressed.selective_risk"),
-            "cal_flips": c.calibration.get("flips"),
+            "cal_flips": c.calibration.get("flips"), "recipe_s": t.get("compressed.recipe_seconds"),
             "budget_cal": "holds" if res.budget.holds(c.calibration) else res.budget.describe(c.calibration),
         })
     return pd.DataFrame(rows)
@@ -120,7 +120,7 @@ def render(res: TuneResult) -> None:
     t = Table(title=f"uqcompress.tune: budget {res.budget.limits()} (test split; coverage at selector={sel['name']}"
                     f"{f' target {target}' if target is not None else ''})")
     heads = ["", "model", "float layers", "size", "speedup", "accuracy", "flips", "KL", "coverage", "cal. flips",
-             "budget (calibration)"]
+             "recipe s", "budget (calibration)"]
     for h in heads:
         t.add_column(h, justify="left" if h in ("model", "budget (calibration)") else "right")
 
@@ -130,7 +130,7 @@ def render(res: TuneResult) -> None:
     for r in df.itertuples():
         t.add_row(r.chosen, r.model, str(r.fp32_layers), f"{r.size_MB:.2f} MB ×{r.size_x:.2f}", f(r.speedup, ".2f"),
                   f(r.accuracy, ".4f"), f(r.flips, ".4f"), f(r.kl, ".4f"), f(r.coverage, ".3f"),
-                  f(r.cal_flips, ".4f"), r.budget_cal)
+                  f(r.cal_flips, ".4f"), f(r.recipe_s, ".1f"), r.budget_cal)
     console = Console()
     if not console.is_terminal:  # a log file or a pipe: room for every column
         console = Console(width=170)

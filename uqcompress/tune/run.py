@@ -36,7 +36,8 @@ log = logging.getLogger("uqcompress.tune")
 #: results.json keys a candidate's table row shows (test split)
 TEST_KEYS = ("compressed.model_size_bytes", "compressed.speedup", "compressed.accuracy", "compressed.accuracy_delta",
              "compressed.flips", "compressed.kl", "compressed.coverage", "compressed.selective_risk",
-             "compressed.latency_ms_per_sample", "baseline.model_size_bytes", "baseline.accuracy")
+             "compressed.latency_ms_per_sample", "baseline.model_size_bytes", "baseline.accuracy",
+             "compressed.recipe_seconds")
 
 
 @dataclass
@@ -168,10 +169,19 @@ class _Tuner:
         return int(self.base_cal.metrics["model_size_bytes"])
 
     # ---- candidates ---------------------------------------------------------------------------------------------
-    def scheme_candidate(self, i: int, quant: dict) -> Candidate:
+    def scheme_candidate(self, i: int, quant: dict) -> Candidate | None:
+        """Scheme ``quant`` (with its recipe, if any) as is, measured on calibration; None when the model cannot take
+        that recipe (e.g. an FX-only recipe on a model that runs per layer), which one log line says."""
         n = len(self.plan.schemes)
-        log.info("tune: candidate %d/%d: quant=%s", i + 1, n, quant["name"])
-        bundle = compress(self.baseline, dict(quant), self.cal.x, self.ctx)
+        name = candidate_name(quant)
+        log.info("tune: candidate %d/%d: %s", i + 1, n, name)
+        try:
+            bundle = compress(self.baseline, dict(quant), self.cal.x, self.ctx)
+        except ValueError as e:
+            if not quant.get("recipe") or "quant.recipe" not in str(e):
+                raise
+            log.info("tune: %s left out: %s", name, e)
+            return None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=UserWarning)  # torch.ao deprecation chatter
             rr = evaluate_bundles(self.baseline, bundle, self.data, self.ood, self.eval_cfg, self.runner)
@@ -179,7 +189,7 @@ class _Tuner:
         cal["size_bytes"] = rr.metrics["compressed.model_size_bytes"]
         # the config as given (not bundle.quant, which has the resolved mode): the chosen model's plain run then
         # has the same fingerprint and reuses every cached pass
-        cand = Candidate(quant["name"], "scheme", dict(quant), list(bundle.info.get("fp32_layers") or []),
+        cand = Candidate(name, "scheme", dict(quant), list(bundle.info.get("fp32_layers") or []),
                          int(cal["size_bytes"]), cal, _test_row(rr.metrics))
         cand.test_measures = measure_split(rr.baseline, rr.compressed, "test", rr.compressed.metrics["coverage"])
         self.bundles[cand.key()] = bundle
@@ -302,6 +312,15 @@ class _Tuner:
         return out
 
 
+def candidate_name(quant: dict) -> str:
+    """A scheme candidate's label: the scheme, then its recipe chain (``int8``, ``int8+bias_correction``).
+
+    >>> candidate_name({"name": "int8", "recipe": ["peg", "bias_correction"]})
+    'int8+peg+bias_correction'
+    """
+    return "+".join([quant["name"], *(quant.get("recipe") or [])])
+
+
 def _add(cands: list[Candidate], new: Candidate) -> Candidate:
     """Add ``new`` unless the same model is there already (then its role is merged in); returns the kept one."""
     for c in cands:
@@ -327,8 +346,10 @@ def tune_config(cfg: dict, out_dir: str | Path | None = None) -> TuneResult:
              plan.eval_cfg["selector"]["name"])
     tuner = _Tuner(plan)
     candidates: list[Candidate] = []
-    for i, quant in enumerate(plan.schemes):
-        _add(candidates, tuner.scheme_candidate(i, quant))
+    for i, quant in enumerate(plan.schemes):  # every scheme, each recipe chain it takes: before any layer search
+        cand = tuner.scheme_candidate(i, quant)
+        if cand is not None:
+            _add(candidates, cand)
 
     searches: list[LayerSearch] = []
     for cand in sorted(candidates, key=lambda c: c.size_bytes):
@@ -409,6 +430,8 @@ def chosen_provenance(cfg: dict, chosen: Candidate, started: float) -> dict[str,
         overrides = [o for o in own if o.lstrip("+~").split("=")[0].split(".")[0] not in drop]
         quant, selector = dict(chosen.quant), dict(cfg["selector"])
         overrides.append(f"quant={quant.pop('name')}")
+        if quant.get("recipe"):
+            overrides.append(f"quant.recipe=[{','.join(quant['recipe'])}]")
         if chosen.fp32_layers:
             overrides.append(f"quant.skip=[{','.join(chosen.fp32_layers)}]")
         overrides.append(f"selector={selector.pop('name')}")
