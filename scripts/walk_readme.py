@@ -39,8 +39,9 @@ class Command:
     needs: str | None = None
 
 
-def _needs(text: str) -> str | None:
-    m = re.search(r"needs:\s*([^)#\n]+)", text)
+def _needs(text: str, inline: bool = False) -> str | None:
+    """What a ``needs:`` mark says: the rest of its comment line (inline: up to the closing parenthesis)."""
+    m = re.search(r"needs:\s*([^)\n]+)" if inline else r"needs:\s*(.+)", text)
     return m.group(1).strip().rstrip(".;,") if m else None
 
 
@@ -94,7 +95,7 @@ def extract(readme: Path = ROOT / "README.md") -> list[Command]:
             span = m.group(1)
             if span.startswith(INLINE_START) and "..." not in span and "<" not in span:
                 context = lines[i][m.end():m.end() + 80]
-                needs = _needs(context) if context.lstrip().startswith("(needs:") else None
+                needs = _needs(context, inline=True) if context.lstrip().startswith("(needs:") else None
                 out.append(Command(span, i + 1, "inline", needs))
         i += 1
     return out
