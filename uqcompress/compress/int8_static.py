@@ -46,6 +46,7 @@ from uqcompress.compress._observers import load_observer_states, observer_states
 from uqcompress.compress._state import cached_state_path, calibrated_module
 from uqcompress.compress._targets import resolve
 from uqcompress.compress.int8_per_layer import QUANT_TYPES, convert_per_layer, prepare_per_layer
+from uqcompress.compress.peg import grouped_structure, order_groups, peg_layers, peg_options
 from uqcompress.compress.recipes import RECIPES, Cost, bias_correction, check_recipes, distill, distill_options
 from uqcompress.models.base import ModelBundle, module_device
 
@@ -56,8 +57,8 @@ MODES = ("auto", "fx", "per_layer")
 BACKENDS = ("x86", "fbgemm", "qnnpack", "onednn")
 FALLBACKS = ("int8_dynamic", "int8_weight_only")
 #: recipes (:mod:`uqcompress.compress.recipes`) this scheme accepts: ``quant.recipe=[...]``, ``quant.distill.*``
-INT8_RECIPES = ("minmax", "bias_correction", "distill")
-RECIPE_OPTIONS = {"recipe": None, "distill": None}
+INT8_RECIPES = ("minmax", "bias_correction", "distill", "peg")
+RECIPE_OPTIONS = {"recipe": None, "distill": None, "peg": None}
 
 
 def resolve_int8(cfg: dict) -> dict:
@@ -66,12 +67,15 @@ def resolve_int8(cfg: dict) -> dict:
     out = resolve("int8", cfg, {**DEFAULTS, **RECIPE_OPTIONS})
     names = check_recipes("int8", out.get("recipe"), None, INT8_RECIPES)
     distill_opts = distill_options(out.get("distill"))  # checked even when unused; part of the key only when used
+    peg_opts = peg_options(out.get("peg"))
     for k in RECIPE_OPTIONS:
         out.pop(k, None)
     if names:
         out["recipe"] = names
         if "distill" in names:
             out["distill"] = distill_opts
+        if "peg" in names:
+            out["peg"] = peg_opts
     return out
 
 
@@ -103,7 +107,7 @@ def int8_structure(scheme: Scheme, arch: ModelBundle, cfg: dict, example: Any) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "must run observer before calculate_qparams": structure only
         prepared, finish = prepared_int8(arch.module, backend, args, mode, skipped_layers(arch.module, cfg["skip"]),
-                                         cfg.get("recipe"))
+                                         cfg.get("recipe"), cfg.get("peg"))
         return finish(prepared)
 
 
@@ -200,16 +204,22 @@ def skipped_layers(module: nn.Module, patterns: list[str] | tuple[str, ...] | No
 
 
 def prepared_int8(module: nn.Module, backend: str, example_args: tuple, mode: str, skip: list[str] | None = None,
-                  recipe: list[str] | None = None) -> tuple[nn.Module, Callable[[nn.Module], nn.Module]]:
+                  recipe: list[str] | None = None, peg: dict | None = None
+                  ) -> tuple[nn.Module, Callable[[nn.Module], nn.Module]]:
     """(observed copy of ``module``, convert function) for a resolved mode (see :func:`pick_mode`); the layers
     named in ``skip`` stay fp32. ``recipe``: ``minmax`` uses min/max activation observers, ``distill`` prepares
-    for quantization-aware training (fake quantization, ``prepare_qat_fx``; the caller fine-tunes it)."""
+    for quantization-aware training (fake quantization, ``prepare_qat_fx``; the caller fine-tunes it), ``peg``
+    (per layer; options ``peg``) splits Linear layers into groups of output channels (:mod:`.peg`; the caller
+    orders them on calibration data)."""
     from torch.ao.quantization import QConfig, get_default_qat_qconfig_mapping, get_default_qconfig_mapping
     from torch.ao.quantization.observer import MinMaxObserver, default_per_channel_weight_observer
 
     recipe = recipe or []
     model = copy.deepcopy(module).eval()
     if mode == "per_layer":
+        if "peg" in recipe:
+            opts = peg_options(peg)
+            grouped_structure(model, peg_layers(model, opts["layers"], skip or []), opts["groups"])
         return prepare_per_layer(model, backend, skip=skip), prepared_int8_finish(mode)
     qat = "distill" in recipe
     mapping = get_default_qat_qconfig_mapping(backend) if qat else get_default_qconfig_mapping(backend)
@@ -288,7 +298,7 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
         log.info("quant=int8 on '%s': %s", bundle.name, note)
 
     def build(skip: list[str] = skip, recipe: list[str] = recipe) -> nn.Module:
-        return prepared_int8(bundle.module, backend, example_args, mode, skip, recipe)[0]
+        return prepared_int8(bundle.module, backend, example_args, mode, skip, recipe, cfg.get("peg"))[0]
 
     def run_calibration(prepared: nn.Module) -> nn.Module:
         try:
@@ -300,6 +310,8 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
         return prepared
 
     def calibrate(prepared: nn.Module) -> None:
+        if "peg" in recipe:  # the channel order comes from the calibration rows, before the observers see them
+            order_groups(bundle, prepared, calib, ctx.batch_size or 64, cost)
         observe(prepared)
         if "distill" in recipe:
             distill(bundle, prepared, calib, cfg["distill"], cost, seed=ctx.seed)
@@ -314,7 +326,7 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
         stats_cfg = {k: v for k, v in cfg.items() if k not in RECIPE_OPTIONS}
         stats_key = scheme_fingerprint(bundle, {**stats_cfg, "mode": mode, "skip": None,
                                                 **({"recipe": observer_recipe} if observer_recipe else {})}, calib)
-        if "distill" in recipe:  # fake quantizers are trained further: calibrate this model itself
+        if "distill" in recipe or "peg" in recipe:  # trained / re-ordered after build: calibrate this model itself
             t0 = time.perf_counter()
             run_calibration(prepared)
             cost.seconds, cost.samples = cost.seconds + time.perf_counter() - t0, cost.samples + len(calib)

@@ -13,6 +13,9 @@ any work (:mod:`uqcompress.validate` calls the scheme's ``validate``).
   BatchNorm statistics frozen; starting from the same observers as plain int8) of the model on the calibration
   split for ``quant.distill.steps`` Adam steps at ``quant.distill.lr``, with loss KL(baseline || compressed) on the baseline's own soft outputs (no labels), then
   the usual convert.
+- ``peg`` (``quant.mode=per_layer``): each Linear's output channels, ordered by their calibration range, are cut into
+  ``quant.peg.groups`` groups quantized with their own output scale, so a transformer's outlier dimensions stop
+  crushing the others (:mod:`uqcompress.compress.peg`; ``quant.peg.layers``: which Linear layers, default all).
 - ``bias_correction``: the mean output error of the quantized model on the calibration split, per output class, is
   subtracted through the bias of the last Linear layer. torch.ao's ``_correct_bias`` needs the eager numeric-suite
   shadow model (no FX graph support), so this is the simple per-channel mean-output correction, applied where the
@@ -21,7 +24,7 @@ any work (:mod:`uqcompress.validate` calls the scheme's ``validate``).
 Example:
     >>> from uqcompress.compress.recipes import RECIPES, check_recipes
     >>> sorted(RECIPES)
-    ['bias_correction', 'distill', 'minmax']
+    ['bias_correction', 'distill', 'minmax', 'peg']
     >>> check_recipes("int8", ["distill"], "fx", RECIPES)
     ['distill']
 """
@@ -64,6 +67,9 @@ RECIPES: dict[str, Recipe] = {
                       changes_observers=True, trains=True),
     "bias_correction": Recipe("bias_correction", ("int8",), ("fx", "per_layer"), ("cpu",),
                               "mean logit error removed through the last Linear's bias"),
+    "peg": Recipe("peg", ("int8",), ("per_layer",), ("cpu",),
+                  "per-embedding-group output ranges (Bondarenko et al. 2021), see uqcompress.compress.peg",
+                  changes_observers=True),
 }
 
 
@@ -186,6 +192,18 @@ def _last_linear(module: nn.Module) -> tuple[str, nn.Module] | None:
     return last
 
 
+def _grouped_parent(module: nn.Module, name: str) -> tuple[str, nn.Module] | None:
+    """The :class:`uqcompress.compress.peg.GroupedLinear` that the layer ``name`` is a part of, if any."""
+    from uqcompress.compress.peg import GroupedLinear
+
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:i])
+        if isinstance(module.get_submodule(prefix), GroupedLinear):
+            return prefix, module.get_submodule(prefix)
+    return None
+
+
 def bias_correction(bundle: ModelBundle, prepared: nn.Module, finish: Callable[[nn.Module], nn.Module], calib: Any,
                     cost: Cost, batch_size: int = 64) -> None:
     """Subtract the quantized model's mean logit error on the calibration split (a per-class vector) through the
@@ -196,6 +214,9 @@ def bias_correction(bundle: ModelBundle, prepared: nn.Module, finish: Callable[[
         raise ValueError(f"quant.recipe=bias_correction: model '{bundle.name}' has no Linear layer with a bias to "
                          "correct; drop the recipe")
     name, layer = found
+    grouped = _grouped_parent(prepared, name)  # quant.recipe=[peg,...]: the logits layer split into groups
+    if grouped is not None:
+        name, layer = grouped
     quantized = finish(copy.deepcopy(prepared)).eval()
     err = None
     with torch.no_grad():
@@ -205,12 +226,15 @@ def bias_correction(bundle: ModelBundle, prepared: nn.Module, finish: Callable[[
             err = diff.sum(0) if err is None else err + diff.sum(0)
             cost.samples += 2 * len(diff)
     delta = err / len(calib)
-    if delta.ndim != 1 or delta.shape[0] != layer.bias.shape[0]:
+    if delta.ndim != 1 or delta.shape[0] != layer.out_features:
         raise ValueError(f"quant.recipe=bias_correction: model '{bundle.name}': the last Linear layer '{name}' "
-                         f"({layer.bias.shape[0]} outputs) does not produce the {delta.shape[-1]} logits; drop the "
+                         f"({layer.out_features} outputs) does not produce the {delta.shape[-1]} logits; drop the "
                          "recipe")
     with torch.no_grad():
-        layer.bias.add_(delta.to(layer.bias.dtype))
+        if grouped is not None:
+            layer.add_bias(delta)
+        else:
+            layer.bias.add_(delta.to(layer.bias.dtype))
     cost.seconds += time.perf_counter() - t0
     log.info("quant.recipe=bias_correction: '%s' bias moved by up to %.4g", name, float(delta.abs().max()))
 
