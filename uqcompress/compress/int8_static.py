@@ -82,8 +82,8 @@ def resolve_int8(cfg: dict) -> dict:
 def validate_int8(cfg: dict) -> None:
     """One-line ``ValueError`` for options wrong together (checked before any work)."""
     resolve_int8(cfg)
-    if cfg.get("recipe") and cfg.get("mode") == "per_layer":
-        check_recipes("int8", cfg["recipe"], "per_layer", INT8_RECIPES)
+    if cfg.get("recipe") and cfg.get("mode") in ("fx", "per_layer"):  # auto: checked once the mode is resolved
+        check_recipes("int8", cfg["recipe"], cfg["mode"], INT8_RECIPES)
 
 
 class NotTraceable(ValueError):
