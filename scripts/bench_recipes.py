@@ -11,6 +11,9 @@ Usage:
     PYTHONPATH=. python scripts/bench_recipes.py --n-calib 256 --n-test 2000 --distill-steps 100 --distill-lr 1e-6
     PYTHONPATH=. python scripts/bench_recipes.py --model minilm --data trec --n-calib 512 --n-test 0  # the whole test split
     PYTHONPATH=. python scripts/bench_recipes.py --model minilm --data trec --only peg peg@onednn
+    PYTHONPATH=. python scripts/bench_recipes.py --model efficientnet_lite0 --data fashion_mnist --n-calib 512 \
+        --n-test 0 --calib-batch-size 32 --distill-steps 60 --distill-lr 1e-5 --distill-batch-size 16 \
+        --only "(plain int8)" "(plain int8)@onednn" distill distill@onednn
 
 ``--model minilm`` runs per layer (FX cannot trace it), so its recipes are those of ``quant.mode=per_layer``; a name
 ``recipe@backend`` runs it with ``quant.backend=backend`` (onednn: full 8-bit activation range; the x86 default keeps
@@ -40,13 +43,15 @@ from uqcompress.runner import Runner  # noqa: E402
 
 
 def recipes(args) -> dict[str, dict]:
-    distill = {"steps": args.distill_steps, "lr": args.distill_lr}
+    distill = {"steps": args.distill_steps, "lr": args.distill_lr, "batch_size": args.distill_batch_size}
     fx = {
         "(plain int8)": {},
         "minmax": {"recipe": ["minmax"]},
         "bias_correction": {"recipe": ["bias_correction"]},
         "distill": {"recipe": ["distill"], "distill": distill},
         "distill+bias_correction": {"recipe": ["distill", "bias_correction"], "distill": distill},
+        "(plain int8)@onednn": {"backend": "onednn"},
+        "distill@onednn": {"recipe": ["distill"], "distill": distill, "backend": "onednn"},
     }
     peg = {"groups": args.peg_groups}
     per_layer = {
@@ -79,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-test", type=int, default=2000)
     p.add_argument("--distill-steps", type=int, default=100)
     p.add_argument("--distill-lr", type=float, default=1e-6)
+    p.add_argument("--distill-batch-size", type=int, default=32)
+    p.add_argument("--calib-batch-size", type=int, default=64, help="batch size of the calibration passes")
+    p.add_argument("--warm", action="store_true",
+                   help="use the usual cache for the compressed models too (quantize s is then a cache load)")
     p.add_argument("--fit-limit", type=int, default=None, help="train the baseline on this many fit rows")
     p.add_argument("--epochs", type=int, default=None, help="baseline training epochs (model.epochs)")
     p.add_argument("--model", default="small_cnn", help="a model config name (uqcompress/conf/model)")
@@ -104,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     calib = data["calibration"].x[: args.n_calib]
     n_test = args.n_test or len(data["test"].y)
     x, y = data["test"].x[:n_test], data["test"].y[:n_test]
-    runner = Runner(progress=False, batch_size=256)
+    runner = Runner(progress=False, batch_size=4 if args.model.startswith("efficientnet") else 256)
     ref = runner.logits(base, x)
     ref_calib = runner.logits(base, calib)
     base_acc = float((ref.argmax(-1) == y).double().mean())
@@ -116,11 +125,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{'quantize s':>10s} {'recipe s':>8s} {'passes':>6s}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, opts in recipes(args).items():
-            set_cache_dir(Path(tmp) / name)  # cold: every recipe quantizes from scratch
+            if not args.warm:
+                set_cache_dir(Path(tmp) / name)  # cold: every recipe quantizes from scratch
             t0 = time.perf_counter()
             torch.backends.quantized.engine = opts.get("backend", "x86")
             comp = compress(base, {"name": "int8", "calibration_samples": args.n_calib, **opts}, calib,
-                            CompressContext(progress=False, batch_size=64))
+                            CompressContext(progress=False, batch_size=args.calib_batch_size))
             secs = time.perf_counter() - t0
             out = runner.logits(comp, x)
             flips = int((out.argmax(-1) != ref.argmax(-1)).sum())

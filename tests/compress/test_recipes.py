@@ -300,3 +300,28 @@ def test_peg_minilm_exports_and_loads_bit_identical(tmp_path, tmp_cache):
         assert torch.equal(loaded.model.get_submodule(name).order, o)
     for a, b in zip(pred.predict(x), loaded.predict(x)):
         assert torch.equal(a, b)
+
+
+def test_distill_starts_from_plain_int8_activation_ranges(sharp_block, tmp_cache):
+    """The QAT graph's activation fake quantizers get plain int8's calibrated statistics (node by node), so their
+    scales are those plain int8's observers compute (the reference: the PTQ graph calibrated on its own)."""
+    from torch.ao.quantization import FakeQuantize
+
+    from uqcompress.compress._observers import _observers, observer_states
+    from uqcompress.compress.int8_static import prepared_int8
+    from uqcompress.compress.recipes import start_from_ptq
+
+    x = _x(1, 64)
+    ptq, _ = prepared_int8(sharp_block.module, "x86", (x[:2],), "fx")
+    with torch.no_grad():
+        ptq(x)
+    qat, _ = prepared_int8(sharp_block.module, "x86", (x[:2],), "fx", recipe=["distill"])
+    assert start_from_ptq(qat, observer_states(ptq)) == []
+    want = {k.split(":")[0]: m.calculate_qparams() for k, m in _observers(ptq).items()}
+    got = {n.args[0].name: qat.get_submodule(n.target) for n in qat.graph.nodes
+           if n.op == "call_module" and isinstance(qat.get_submodule(n.target), FakeQuantize)}
+    assert set(got) == set(want) and len(got) >= 3
+    for name, fq in got.items():
+        assert torch.allclose(fq.scale, want[name][0].float(), rtol=1e-6), name
+        assert torch.equal(fq.zero_point, want[name][1].to(fq.zero_point.dtype)), name
+    assert start_from_ptq(qat, {}) != []  # nothing to copy from: the caller calibrates the QAT graph itself

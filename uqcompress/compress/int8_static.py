@@ -47,7 +47,8 @@ from uqcompress.compress._state import cached_state_path, calibrated_module
 from uqcompress.compress._targets import resolve
 from uqcompress.compress.int8_per_layer import QUANT_TYPES, convert_per_layer, prepare_per_layer
 from uqcompress.compress.peg import grouped_structure, order_groups, peg_layers, peg_options
-from uqcompress.compress.recipes import RECIPES, Cost, bias_correction, check_recipes, distill, distill_options
+from uqcompress.compress.recipes import (RECIPES, Cost, bias_correction, check_recipes, distill, distill_options,
+                                         start_from_ptq)
 from uqcompress.models.base import ModelBundle, module_device
 
 log = logging.getLogger(__name__)
@@ -281,7 +282,10 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
     calib = calib_x[:n_calib]
     example = bundle.prepare(calib_x[:2])
     example_args = (example,) if not isinstance(example, dict) else tuple(example.values())
-    key = scheme_fingerprint(bundle, cfg, calib)
+    # distill's key says where it starts (plain int8's activation ranges, :func:`start_from_ptq`): states cached
+    # before that change started from the QAT graph's own, worse ranges
+    key = scheme_fingerprint(bundle, {**cfg, "distill_start": "plain_int8"} if "distill" in (cfg.get("recipe") or [])
+                             else cfg, calib)
     skip = skipped_layers(bundle.module, cfg["skip"])
     if cfg["mode"] == "auto" and cached_state_path("int8", key).is_file():
         mode, why = "fx", None  # an FX-calibrated state under this key: FX worked here, skip the trial trace (~2 s)
@@ -326,7 +330,19 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
         stats_cfg = {k: v for k, v in cfg.items() if k not in RECIPE_OPTIONS}
         stats_key = scheme_fingerprint(bundle, {**stats_cfg, "mode": mode, "skip": None,
                                                 **({"recipe": observer_recipe} if observer_recipe else {})}, calib)
-        if "distill" in recipe or "peg" in recipe:  # trained / re-ordered after build: calibrate this model itself
+        if "distill" in recipe:  # the QAT graph starts from plain int8's activation statistics (shared cache)
+            t0 = time.perf_counter()
+            plain_key = scheme_fingerprint(bundle, {**stats_cfg, "mode": mode, "skip": None}, calib)
+            plain = cached("int8_observers", plain_key, lambda: observer_states(run_calibration(build([], []))),
+                           log=log.debug, finite=False, model=bundle.label, split="calibration")
+            missing = start_from_ptq(prepared, plain)
+            if missing:
+                log.info("quant.recipe=distill: %d fake quantizer(s) have no plain int8 statistics (%s); calibrating "
+                         "the QAT model itself", len(missing), missing[0])
+                run_calibration(prepared)
+            cost.seconds, cost.samples = cost.seconds + time.perf_counter() - t0, cost.samples + len(calib)
+            return
+        if "peg" in recipe:  # re-ordered after build: calibrate this model itself
             t0 = time.perf_counter()
             run_calibration(prepared)
             cost.seconds, cost.samples = cost.seconds + time.perf_counter() - t0, cost.samples + len(calib)
