@@ -2,7 +2,8 @@
 
 For each recipe (plain static int8 first) the baseline is quantized on the first ``--n-calib`` rows of the
 calibration split (the recipe sees nothing else), then on the first ``--n-test`` rows of the test split we record:
-flips (share of test inputs whose compressed answer differs from the baseline's) with a 95% Wilson interval, mean
+changed answers (share of test inputs whose compressed answer differs from the baseline's: ``all_flips``) with a
+95% Wilson interval, flips (C->I + I->C, the project's ``flips``), mean
 KL(baseline || compressed) (and on the calibration rows: what ``distill`` minimises), accuracy, size (state_dict
 bytes / fp32) and the time to quantize (wall, one cold run: the compressed-model cache is a fresh temporary folder; the trained baseline comes from the usual cache).
 
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     from uqcompress.cache import set_cache_dir
 
     print(f"{args.model} on {args.data}: {len(calib)} calibration rows, {len(y)} test rows, baseline accuracy {base_acc:.4f}")
-    print(f"{'recipe':28s} {'flips':>7s} {'95% interval':>17s} {'KL':>9s} {'calib KL':>9s} {'acc':>7s} {'size×':>6s} "
+    print(f"{'recipe':28s} {'changed':>7s} {'95% interval':>17s} {'flips':>6s} {'KL':>9s} {'calib KL':>9s} {'acc':>7s} {'size×':>6s} "
           f"{'quantize s':>10s} {'recipe s':>8s} {'passes':>6s}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, opts in recipes(args).items():
@@ -134,12 +135,14 @@ def main(argv: list[str] | None = None) -> int:
             secs = time.perf_counter() - t0
             out = runner.logits(comp, x)
             flips = int((out.argmax(-1) != ref.argmax(-1)).sum())
+            right_b, right_c = ref.argmax(-1) == y, out.argmax(-1) == y
+            dutta = float((right_b != right_c).double().mean())  # C->I + I->C: the project's `flips`
             lo, hi = wilson(flips, len(y))
             kl = float(kl_to_baseline(ref, out))
             kl_calib = float(kl_to_baseline(ref_calib, runner.logits(comp, calib)))  # what distill minimises
             acc = float((out.argmax(-1) == y).double().mean())
             size = state_dict_bytes(comp.module) / base_size
-            print(f"{name:28s} {flips / len(y):7.4f} [{lo:.4f}, {hi:.4f}] {kl:9.2e} {kl_calib:9.2e} {acc:7.4f} "
+            print(f"{name:28s} {flips / len(y):7.4f} [{lo:.4f}, {hi:.4f}] {dutta:6.4f} {kl:9.2e} {kl_calib:9.2e} {acc:7.4f} "
                   f"{size:6.3f} "
                   f"{secs:10.2f} {comp.info.get('recipe_seconds', 0):8.2f} {comp.info.get('recipe_passes', 0):6.1f}",
                   flush=True)
