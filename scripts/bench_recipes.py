@@ -10,7 +10,7 @@ bytes / fp32) and the time to quantize (wall, one cold run: the compressed-model
 Usage:
     PYTHONPATH=. python scripts/bench_recipes.py                                 # small_cnn on MNIST
     PYTHONPATH=. python scripts/bench_recipes.py --n-calib 256 --n-test 2000 --distill-steps 100 --distill-lr 1e-6
-    PYTHONPATH=. python scripts/bench_recipes.py --model minilm --data trec --n-calib 512 --n-test 0  # the whole test split
+    PYTHONPATH=. python scripts/bench_recipes.py --model minilm --data trec --n-calib 512 --n-test 0  # all test rows
     PYTHONPATH=. python scripts/bench_recipes.py --model minilm --data trec --only peg peg@onednn
     PYTHONPATH=. python scripts/bench_recipes.py --model efficientnet_lite0 --data fashion_mnist --n-calib 512 \
         --n-test 0 --calib-batch-size 32 --distill-steps 60 --distill-lr 1e-5 --distill-batch-size 16 \
@@ -121,8 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     base_size = state_dict_bytes(base.module)
     from uqcompress.cache import set_cache_dir
 
-    print(f"{args.model} on {args.data}: {len(calib)} calibration rows, {len(y)} test rows, baseline accuracy {base_acc:.4f}")
-    print(f"{'recipe':28s} {'changed':>7s} {'95% interval':>17s} {'flips':>6s} {'KL':>9s} {'calib KL':>9s} {'acc':>7s} {'size×':>6s} "
+    print(f"{args.model} on {args.data}: {len(calib)} calibration rows, {len(y)} test rows, "
+          f"baseline accuracy {base_acc:.4f}")
+    print(f"{'recipe':28s} {'changed':>7s} {'95% interval':>17s} {'flips':>6s} {'KL':>9s} {'calib KL':>9s} "
+          f"{'acc':>7s} {'size×':>6s} "
           f"{'quantize s':>10s} {'recipe s':>8s} {'passes':>6s}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, opts in recipes(args).items():
@@ -142,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             kl_calib = float(kl_to_baseline(ref_calib, runner.logits(comp, calib)))  # what distill minimises
             acc = float((out.argmax(-1) == y).double().mean())
             size = state_dict_bytes(comp.module) / base_size
-            print(f"{name:28s} {flips / len(y):7.4f} [{lo:.4f}, {hi:.4f}] {dutta:6.4f} {kl:9.2e} {kl_calib:9.2e} {acc:7.4f} "
+            print(f"{name:28s} {flips / len(y):7.4f} [{lo:.4f}, {hi:.4f}] {dutta:6.4f} {kl:9.2e} {kl_calib:9.2e} "
+                  f"{acc:7.4f} "
                   f"{size:6.3f} "
                   f"{secs:10.2f} {comp.info.get('recipe_seconds', 0):8.2f} {comp.info.get('recipe_passes', 0):6.1f}",
                   flush=True)
