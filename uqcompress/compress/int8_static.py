@@ -46,7 +46,9 @@ from uqcompress.compress._observers import load_observer_states, observer_states
 from uqcompress.compress._state import cached_state_path, calibrated_module
 from uqcompress.compress._targets import resolve
 from uqcompress.compress.int8_per_layer import QUANT_TYPES, convert_per_layer, prepare_per_layer
-from uqcompress.compress.recipes import RECIPES, Cost, bias_correction, check_recipes, distill, distill_options
+from uqcompress.compress.peg import grouped_structure, order_groups, peg_layers, peg_options
+from uqcompress.compress.recipes import (RECIPES, Cost, bias_correction, check_recipes, distill, distill_options,
+                                         start_from_ptq)
 from uqcompress.models.base import ModelBundle, module_device
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,8 @@ MODES = ("auto", "fx", "per_layer")
 BACKENDS = ("x86", "fbgemm", "qnnpack", "onednn")
 FALLBACKS = ("int8_dynamic", "int8_weight_only")
 #: recipes (:mod:`uqcompress.compress.recipes`) this scheme accepts: ``quant.recipe=[...]``, ``quant.distill.*``
-INT8_RECIPES = ("minmax", "bias_correction", "distill")
-RECIPE_OPTIONS = {"recipe": None, "distill": None}
+INT8_RECIPES = ("minmax", "bias_correction", "distill", "peg")
+RECIPE_OPTIONS = {"recipe": None, "distill": None, "peg": None}
 
 
 def resolve_int8(cfg: dict) -> dict:
@@ -66,20 +68,23 @@ def resolve_int8(cfg: dict) -> dict:
     out = resolve("int8", cfg, {**DEFAULTS, **RECIPE_OPTIONS})
     names = check_recipes("int8", out.get("recipe"), None, INT8_RECIPES)
     distill_opts = distill_options(out.get("distill"))  # checked even when unused; part of the key only when used
+    peg_opts = peg_options(out.get("peg"))
     for k in RECIPE_OPTIONS:
         out.pop(k, None)
     if names:
         out["recipe"] = names
         if "distill" in names:
             out["distill"] = distill_opts
+        if "peg" in names:
+            out["peg"] = peg_opts
     return out
 
 
 def validate_int8(cfg: dict) -> None:
     """One-line ``ValueError`` for options wrong together (checked before any work)."""
     resolve_int8(cfg)
-    if cfg.get("recipe") and cfg.get("mode") == "per_layer":
-        check_recipes("int8", cfg["recipe"], "per_layer", INT8_RECIPES)
+    if cfg.get("recipe") and cfg.get("mode") in ("fx", "per_layer"):  # auto: checked once the mode is resolved
+        check_recipes("int8", cfg["recipe"], cfg["mode"], INT8_RECIPES)
 
 
 class NotTraceable(ValueError):
@@ -103,7 +108,7 @@ def int8_structure(scheme: Scheme, arch: ModelBundle, cfg: dict, example: Any) -
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "must run observer before calculate_qparams": structure only
         prepared, finish = prepared_int8(arch.module, backend, args, mode, skipped_layers(arch.module, cfg["skip"]),
-                                         cfg.get("recipe"))
+                                         cfg.get("recipe"), cfg.get("peg"))
         return finish(prepared)
 
 
@@ -200,16 +205,22 @@ def skipped_layers(module: nn.Module, patterns: list[str] | tuple[str, ...] | No
 
 
 def prepared_int8(module: nn.Module, backend: str, example_args: tuple, mode: str, skip: list[str] | None = None,
-                  recipe: list[str] | None = None) -> tuple[nn.Module, Callable[[nn.Module], nn.Module]]:
+                  recipe: list[str] | None = None, peg: dict | None = None
+                  ) -> tuple[nn.Module, Callable[[nn.Module], nn.Module]]:
     """(observed copy of ``module``, convert function) for a resolved mode (see :func:`pick_mode`); the layers
     named in ``skip`` stay fp32. ``recipe``: ``minmax`` uses min/max activation observers, ``distill`` prepares
-    for quantization-aware training (fake quantization, ``prepare_qat_fx``; the caller fine-tunes it)."""
+    for quantization-aware training (fake quantization, ``prepare_qat_fx``; the caller fine-tunes it), ``peg``
+    (per layer; options ``peg``) splits Linear layers into groups of output channels (:mod:`.peg`; the caller
+    orders them on calibration data)."""
     from torch.ao.quantization import QConfig, get_default_qat_qconfig_mapping, get_default_qconfig_mapping
     from torch.ao.quantization.observer import MinMaxObserver, default_per_channel_weight_observer
 
     recipe = recipe or []
     model = copy.deepcopy(module).eval()
     if mode == "per_layer":
+        if "peg" in recipe:
+            opts = peg_options(peg)
+            grouped_structure(model, peg_layers(model, opts["layers"], skip or []), opts["groups"])
         return prepare_per_layer(model, backend, skip=skip), prepared_int8_finish(mode)
     qat = "distill" in recipe
     mapping = get_default_qat_qconfig_mapping(backend) if qat else get_default_qconfig_mapping(backend)
@@ -271,7 +282,10 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
     calib = calib_x[:n_calib]
     example = bundle.prepare(calib_x[:2])
     example_args = (example,) if not isinstance(example, dict) else tuple(example.values())
-    key = scheme_fingerprint(bundle, cfg, calib)
+    # distill's key says where it starts (plain int8's activation ranges, :func:`start_from_ptq`): states cached
+    # before that change started from the QAT graph's own, worse ranges
+    key = scheme_fingerprint(bundle, {**cfg, "distill_start": "plain_int8"} if "distill" in (cfg.get("recipe") or [])
+                             else cfg, calib)
     skip = skipped_layers(bundle.module, cfg["skip"])
     if cfg["mode"] == "auto" and cached_state_path("int8", key).is_file():
         mode, why = "fx", None  # an FX-calibrated state under this key: FX worked here, skip the trial trace (~2 s)
@@ -288,7 +302,7 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
         log.info("quant=int8 on '%s': %s", bundle.name, note)
 
     def build(skip: list[str] = skip, recipe: list[str] = recipe) -> nn.Module:
-        return prepared_int8(bundle.module, backend, example_args, mode, skip, recipe)[0]
+        return prepared_int8(bundle.module, backend, example_args, mode, skip, recipe, cfg.get("peg"))[0]
 
     def run_calibration(prepared: nn.Module) -> nn.Module:
         try:
@@ -300,6 +314,8 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
         return prepared
 
     def calibrate(prepared: nn.Module) -> None:
+        if "peg" in recipe:  # the channel order comes from the calibration rows, before the observers see them
+            order_groups(bundle, prepared, calib, ctx.batch_size or 64, cost)
         observe(prepared)
         if "distill" in recipe:
             distill(bundle, prepared, calib, cfg["distill"], cost, seed=ctx.seed)
@@ -314,7 +330,19 @@ def _int8_static(bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) 
         stats_cfg = {k: v for k, v in cfg.items() if k not in RECIPE_OPTIONS}
         stats_key = scheme_fingerprint(bundle, {**stats_cfg, "mode": mode, "skip": None,
                                                 **({"recipe": observer_recipe} if observer_recipe else {})}, calib)
-        if "distill" in recipe:  # fake quantizers are trained further: calibrate this model itself
+        if "distill" in recipe:  # the QAT graph starts from plain int8's activation statistics (shared cache)
+            t0 = time.perf_counter()
+            plain_key = scheme_fingerprint(bundle, {**stats_cfg, "mode": mode, "skip": None}, calib)
+            plain = cached("int8_observers", plain_key, lambda: observer_states(run_calibration(build([], []))),
+                           log=log.debug, finite=False, model=bundle.label, split="calibration")
+            missing = start_from_ptq(prepared, plain)
+            if missing:
+                log.info("quant.recipe=distill: %d fake quantizer(s) have no plain int8 statistics (%s); calibrating "
+                         "the QAT model itself", len(missing), missing[0])
+                run_calibration(prepared)
+            cost.seconds, cost.samples = cost.seconds + time.perf_counter() - t0, cost.samples + len(calib)
+            return
+        if "peg" in recipe:  # re-ordered after build: calibrate this model itself
             t0 = time.perf_counter()
             run_calibration(prepared)
             cost.seconds, cost.samples = cost.seconds + time.perf_counter() - t0, cost.samples + len(calib)
