@@ -16,8 +16,9 @@ CTX = CompressContext(progress=False, runner=Runner(progress=False, batch_size=3
 RECIPE_CFGS = {
     "minmax": {"recipe": ["minmax"]},
     "bias_correction": {"recipe": ["bias_correction"]},
-    "distill": {"recipe": ["distill"], "distill": {"steps": 40, "lr": 1e-3}},
-    "distill+bias_correction": {"recipe": ["distill", "bias_correction"], "distill": {"steps": 10, "lr": 1e-3}},
+    "distill": {"recipe": ["distill"], "distill": {"steps": 40, "lr": 1e-3, "batch_size": 32}},
+    "distill+bias_correction": {"recipe": ["distill", "bias_correction"],
+                                "distill": {"steps": 10, "lr": 1e-3, "batch_size": 32}},
 }
 
 

@@ -18,7 +18,7 @@ import pytest
 from fault_helpers import ROOT, env
 
 FAST = ["limit=300", "ood.limit=100", "model.epochs=2", "model.batch_size=32", "progress=false", "plots=false",
-        "threads=1", "latency.repeats=2", "tune.bootstrap=100"]
+        "threads=1", "latency.repeats=2", "tune.bootstrap=100", "tune.recipes=[none]"]
 FITS = ["budget.flips=0.5"]  # int8 itself meets it: no layer search
 MISSES = ["budget.kl=0", "tune.max_float_layers=1"]  # nothing meets it: exit 3
 

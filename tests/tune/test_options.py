@@ -99,5 +99,6 @@ def test_recipe_chains_parse_and_expand_each_scheme_that_takes_recipes():
     # a recipe the user chose is kept as given; a scheme without recipes is tried as is
     assert recipe_variants({"name": "int8", "recipe": ["minmax"]}, o.recipes) == [{"name": "int8", "recipe": ["minmax"]}]
     assert recipe_variants({"name": "int8_dynamic"}, o.recipes) == [{"name": "int8_dynamic"}]
-    p = plan(budget={"flips": 0.03}, tune={"recipes": ["none", "bias_correction"]})
-    assert [q.get("recipe") for q in p.schemes] == [None, ["bias_correction"]]
+    p = plan(budget={"flips": 0.03}, tune={"recipes": ["none", "bias_correction", "distill@onednn", "none@onednn"]})
+    assert [(q.get("recipe"), q.get("backend")) for q in p.schemes] == [
+        (None, None), (["bias_correction"], None), (["distill"], "onednn"), (None, "onednn")]  # None: the default x86

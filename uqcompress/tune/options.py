@@ -43,7 +43,7 @@ class TuneOptions:
     export: bool = True
     bootstrap: int = 1000
     #: recipe chains tried on every scheme that accepts recipes, before any layer is kept float (``none``: as is)
-    recipes: tuple[tuple[str, ...], ...] = ((), ("bias_correction",))
+    recipes: tuple[tuple[str, ...], ...] = ((), ("@onednn",), ("distill", "@onednn"))
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any] | None) -> "TuneOptions":
@@ -72,12 +72,12 @@ class TuneOptions:
         export = cfg.get("export", d.export)
         if not isinstance(export, bool):
             raise ValueError(f"tune.export={export!r} must be true or false")
-        recipes = cfg.get("recipes", ["none", *("+".join(r) for r in d.recipes if r)])
+        recipes = cfg.get("recipes", [chain_text(r) for r in d.recipes])
         if isinstance(recipes, str):
             recipes = [recipes]
         chains = []
         for r in recipes or []:
-            chain = tuple(n for n in ([r] if isinstance(r, str) else list(r)) for n in str(n).split("+") if n != "none")
+            chain = parse_chain(r)
             if chain in chains:
                 raise ValueError(f"tune.recipes={list(recipes)!r} names a recipe chain twice")
             chains.append(chain)
@@ -107,9 +107,28 @@ def scheme_config(name: str, cfg: dict) -> dict:
     return {"name": name}
 
 
+def parse_chain(entry: Any) -> tuple[str, ...]:
+    """A ``tune.recipes`` entry as a chain: recipe names in order, then ``@backend`` when one is named.
+
+    >>> parse_chain("none"), parse_chain("peg+bias_correction"), parse_chain("distill@onednn"), parse_chain(["minmax"])
+    ((), ('peg', 'bias_correction'), ('distill', '@onednn'), ('minmax',))
+    """
+    text = entry if isinstance(entry, str) else "+".join(str(n) for n in entry)
+    names, _, backend = text.partition("@")
+    chain = tuple(n for n in names.split("+") if n and n != "none")
+    return chain + ((f"@{backend}",) if backend else ())
+
+
+def chain_text(chain: tuple[str, ...]) -> str:
+    """The inverse of :func:`parse_chain` (``none`` for the scheme as is)."""
+    names = "+".join(n for n in chain if not n.startswith("@")) or "none"
+    return names + "".join(n for n in chain if n.startswith("@"))
+
+
 def recipe_variants(quant: dict, chains: tuple[tuple[str, ...], ...]) -> list[dict]:
-    """``quant`` with each recipe chain (``quant.recipe``), for a scheme that accepts recipes and has none set; the
-    chains it cannot take (an unknown recipe, or one its registry entry does not accept) are left out with a log line.
+    """``quant`` with each recipe chain (``quant.recipe``; ``@backend`` sets ``quant.backend``), for a scheme that
+    accepts recipes and has none set; the chains it cannot take (an unknown recipe, or one its registry entry does not
+    accept) are left out with a log line.
 
     >>> [q.get("recipe") for q in recipe_variants({"name": "int8"}, ((), ("bias_correction",)))]
     [None, ['bias_correction']]
@@ -124,16 +143,18 @@ def recipe_variants(quant: dict, chains: tuple[tuple[str, ...], ...]) -> list[di
         return [quant]
     out = []
     for chain in chains:
-        if not chain:
-            out.append(quant)
+        names = [n for n in chain if not n.startswith("@")]
+        backend = {"backend": n[1:] for n in chain if n.startswith("@")}
+        if not names:
+            out.append({**quant, **backend})
             continue
         try:
-            check_recipes(quant["name"], list(chain), quant.get("mode") if quant.get("mode") != "auto" else None,
+            check_recipes(quant["name"], names, quant.get("mode") if quant.get("mode") != "auto" else None,
                           accepted)
         except ValueError as e:
-            log.info("tune: not trying quant=%s with recipe %s: %s", quant["name"], "+".join(chain), e)
+            log.info("tune: not trying quant=%s with recipe %s: %s", quant["name"], chain_text(chain), e)
             continue
-        out.append({**quant, "recipe": list(chain)})
+        out.append({**quant, **backend, "recipe": names})
     return out
 
 

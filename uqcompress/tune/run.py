@@ -313,12 +313,16 @@ class _Tuner:
 
 
 def candidate_name(quant: dict) -> str:
-    """A scheme candidate's label: the scheme, then its recipe chain (``int8``, ``int8+bias_correction``).
+    """A scheme candidate's label: the scheme, its recipe chain, ``@backend`` when not the default x86 (``int8``,
+    ``int8+bias_correction``, ``int8+distill@onednn``).
 
     >>> candidate_name({"name": "int8", "recipe": ["peg", "bias_correction"]})
     'int8+peg+bias_correction'
+    >>> candidate_name({"name": "int8", "backend": "onednn", "recipe": ["distill"]})
+    'int8+distill@onednn'
     """
-    return "+".join([quant["name"], *(quant.get("recipe") or [])])
+    name = "+".join([quant["name"], *(quant.get("recipe") or [])])
+    return name + (f"@{quant['backend']}" if quant.get("backend") not in (None, "x86") else "")  # x86: the default
 
 
 def _add(cands: list[Candidate], new: Candidate) -> Candidate:
@@ -432,6 +436,8 @@ def chosen_provenance(cfg: dict, chosen: Candidate, started: float) -> dict[str,
         overrides.append(f"quant={quant.pop('name')}")
         if quant.get("recipe"):
             overrides.append(f"quant.recipe=[{','.join(quant['recipe'])}]")
+        if quant.get("backend") not in (None, "x86"):
+            overrides.append(f"quant.backend={quant['backend']}")
         if chosen.fp32_layers:
             overrides.append(f"quant.skip=[{','.join(chosen.fp32_layers)}]")
         overrides.append(f"selector={selector.pop('name')}")
