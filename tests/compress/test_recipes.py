@@ -327,3 +327,52 @@ def test_distill_starts_from_plain_int8_activation_ranges(sharp_block, tmp_cache
         assert torch.allclose(fq.scale, want[name][0].float(), rtol=1e-6), name
         assert torch.equal(fq.zero_point, want[name][1].to(fq.zero_point.dtype)), name
     assert start_from_ptq(qat, {}) != []  # nothing to copy from: the caller calibrates the QAT graph itself
+
+
+def _mlp():
+    from uqcompress.models.base import ModelBundle
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+    with torch.no_grad():
+        net[0].weight[:, 5] *= 20  # an outlier input column: the case HQQ's scale search is for
+    return ModelBundle(net, "mlp", "x", "image", 3)
+
+
+def test_hqq_is_torchaos_hqq_scale_search_for_cpu_int4(tmp_cache):
+    """quant.recipe=[hqq] on int4_weight_only equals torchao's own IntxWeightOnlyConfig with HQQ_SCALE_ONLY (the
+    reference), differs from plain int4, is keyed apart, and keeps plain int4's key unchanged."""
+    import copy
+
+    from torchao.quantization import IntxWeightOnlyConfig, MappingType, quantize_
+    from torchao.quantization.granularity import PerGroup
+    from torchao.quantization.quantize_.workflows.intx.intx_choose_qparams_algorithm import (
+        IntxChooseQParamsAlgorithm)
+
+    bundle, x = _mlp(), torch.randn(16, 64, generator=torch.Generator().manual_seed(1))
+    plain = compress(bundle, {"name": "int4_weight_only"}, None)
+    hqq = compress(bundle, {"name": "int4_weight_only", "recipe": ["hqq"]}, None)
+    ref = copy.deepcopy(bundle.module).eval()
+    quantize_(ref, IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(32),
+                                        mapping_type=MappingType.ASYMMETRIC,
+                                        intx_choose_qparams_algorithm=IntxChooseQParamsAlgorithm.HQQ_SCALE_ONLY))
+    with torch.no_grad():
+        assert torch.equal(hqq.logits(x), ref(x))
+        assert not torch.equal(hqq.logits(x), plain.logits(x))
+    assert hqq.fingerprint != plain.fingerprint
+    assert compress(bundle, {"name": "int4_weight_only", "recipe": None}, None).fingerprint == plain.fingerprint
+    assert hqq.info["recipe"] == "hqq" and hqq.info["recipe_rows"] == "none (weights only)"
+    assert "recipe" not in plain.info
+
+
+@pytest.mark.parametrize("quant, message", [
+    ({"name": "int4_weight_only", "recipe": ["distill"]}, "recipe 'distill' does not support quant=int4_weight_only"),
+    ({"name": "int8_weight_only", "recipe": ["hqq"]}, "quant=int8_weight_only has no option 'recipe'"),
+    ({"name": "int8", "recipe": ["hqq"]}, "recipe 'hqq' does not support quant=int8"),
+])
+def test_hqq_is_refused_where_it_does_not_apply(quant, message):
+    from uqcompress.validate import validate_config
+
+    cfg = {"model": {"name": "small_cnn"}, "data": {"name": "mnist"}, "quant": quant, "seed": 0}
+    with pytest.raises(ValueError, match=message):
+        validate_config(cfg)

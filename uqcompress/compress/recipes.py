@@ -16,6 +16,9 @@ any work (:mod:`uqcompress.validate` calls the scheme's ``validate``).
 - ``peg`` (``quant.mode=per_layer``): each Linear's output channels, ordered by their calibration range, are cut into
   ``quant.peg.groups`` groups quantized with their own output scale, so a transformer's outlier dimensions stop
   crushing the others (:mod:`uqcompress.compress.peg`; ``quant.peg.layers``: which Linear layers, default all).
+- ``hqq`` (``int4_weight_only`` on CPU): torchao's half-quadratic (HQQ) scale search for each weight group
+  (``IntxChooseQParamsAlgorithm.HQQ_SCALE_ONLY``, symmetric) instead of min/max affine scales; weights only, no
+  calibration rows.
 - ``bias_correction``: the mean output error of the quantized model on the calibration split, per output class, is
   subtracted through the bias of the last Linear layer. torch.ao's ``_correct_bias`` needs the eager numeric-suite
   shadow model (no FX graph support), so this is the simple per-channel mean-output correction, applied where the
@@ -24,7 +27,7 @@ any work (:mod:`uqcompress.validate` calls the scheme's ``validate``).
 Example:
     >>> from uqcompress.compress.recipes import RECIPES, check_recipes
     >>> sorted(RECIPES)
-    ['bias_correction', 'distill', 'minmax', 'peg']
+    ['bias_correction', 'distill', 'hqq', 'minmax', 'peg']
     >>> check_recipes("int8", ["distill"], "fx", RECIPES)
     ['distill']
 """
@@ -65,6 +68,8 @@ RECIPES: dict[str, Recipe] = {
     "minmax": Recipe("minmax", ("int8",), ("fx",), ("cpu",), "min/max activation observer", changes_observers=True),
     "distill": Recipe("distill", ("int8",), ("fx",), ("cpu",), "QAT fine-tuning, loss KL(baseline || compressed)",
                       changes_observers=True, trains=True),
+    "hqq": Recipe("hqq", ("int4_weight_only",), (), ("cpu",),
+                  "torchao's HQQ scale search for int4 weights (IntxChooseQParamsAlgorithm.HQQ_SCALE_ONLY)"),
     "bias_correction": Recipe("bias_correction", ("int8",), ("fx", "per_layer"), ("cpu",),
                               "mean logit error removed through the last Linear's bias"),
     "peg": Recipe("peg", ("int8",), ("per_layer",), ("cpu",),

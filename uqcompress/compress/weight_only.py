@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import time
 from contextlib import contextmanager
 from functools import partial
 from typing import Iterator
@@ -63,8 +64,21 @@ def _groupable(model: nn.Module, names: list[str], group_size: int | None) -> tu
     return ok, [n for n in names if n not in ok]
 
 
+#: recipes (:mod:`uqcompress.compress.recipes`) each scheme accepts: ``quant.recipe=[hqq]`` for CPU int4
+RECIPES_OF = {"int8_weight_only": (), "int4_weight_only": ("hqq",)}
+
+
+def _check_recipe(name: str, cfg: dict) -> list[str]:
+    from uqcompress.compress.recipes import check_recipes
+
+    return check_recipes(name, cfg.get("recipe"), None, RECIPES_OF[name])
+
+
 def _weight_only(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
-    cfg = resolve(name, cfg, DEFAULTS[name])
+    recipe = _check_recipe(name, cfg)
+    cfg = resolve(name, {k: v for k, v in cfg.items() if k != "recipe"}, DEFAULTS[name])
+    if recipe:  # in the cache key only when set: plain int4 keeps its key
+        cfg["recipe"] = recipe
     gs = cfg["group_size"]
     if gs is not None and (not isinstance(gs, int) or gs < 1):
         raise ValueError(f"quant.group_size={gs!r} must be a positive int (or null for per-row)")
@@ -73,6 +87,9 @@ def _weight_only(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: Compre
     if cfg.get("mapping", "asymmetric") not in MAPPINGS:
         raise ValueError(f"quant.mapping='{cfg['mapping']}' is not one of: {', '.join(MAPPINGS)}")
     device = module_device(bundle.module).type
+    if recipe and device != "cpu":
+        raise ValueError(f"quant.recipe={recipe}: 'hqq' runs on the CPU int4 path (torchao's IntxWeightOnlyConfig) "
+                         f"only; this model is on {device}")
     model = copy.deepcopy(bundle.module).eval()
     names = select_layers(bundle, model, cfg, (nn.Linear,), name)
     names, skipped = _groupable(model, names, gs)
@@ -99,12 +116,24 @@ def _weight_only(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: Compre
             info.update(bits=4, backend="torchao-int4wo-cuda-tinygemm",
                         note="torchao tinygemm int4 kernel; activations bf16")
         else:
+            from torchao.quantization.quantize_.workflows.intx.intx_choose_qparams_algorithm import (
+                IntxChooseQParamsAlgorithm)
+
             mapping = MappingType.ASYMMETRIC if cfg["mapping"] == "asymmetric" else MappingType.SYMMETRIC
-            config = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(gs), mapping_type=mapping)
+            # quant.recipe=[hqq]: torchao's half-quadratic scale search (HQQ, scale only: symmetric int4 whatever
+            # quant.mapping says), instead of the min/max affine scales
+            algorithm = IntxChooseQParamsAlgorithm.HQQ_SCALE_ONLY if "hqq" in recipe else \
+                IntxChooseQParamsAlgorithm.AFFINE
+            config = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(gs), mapping_type=mapping,
+                                          intx_choose_qparams_algorithm=algorithm)
             info.update(bits=4, simulated=True, backend="torchao-intx-int4-cpu",
                         note=f"no int4 CPU kernel in torchao {_torchao_version()}: int4 values ({cfg['mapping']}, "
                              f"groups of {gs}) stored unpacked in int8 and dequantized per matmul")
+        t0 = time.perf_counter()
         quantize_(model, config, filter_fn=lambda mod, fqn: fqn in selected)
+        if recipe:
+            info.update(recipe="+".join(recipe), recipe_seconds=round(time.perf_counter() - t0, 3), recipe_passes=0.0,
+                        recipe_rows="none (weights only)")
     if skipped:
         info["note"] += f"; {len(skipped)} Linear layers not divisible by group_size {gs} stay float"
     convs = sum(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
@@ -123,4 +152,6 @@ def _torchao_version() -> str:
 # deployable: torchao registers its weight tensor subclasses as safe globals, so torch.load(weights_only=True) reads
 # them (once torchao is imported: SelectivePredictor.load imports it when a file needs it)
 SCHEMES.register("int8_weight_only", partial(_weight_only, "int8_weight_only"), options=tuple(DEFAULTS["int8_weight_only"]))
-SCHEMES.register("int4_weight_only", partial(_weight_only, "int4_weight_only"), options=tuple(DEFAULTS["int4_weight_only"]))
+SCHEMES.register("int4_weight_only", partial(_weight_only, "int4_weight_only"),
+                 options=(*DEFAULTS["int4_weight_only"], "recipe"), recipes=RECIPES_OF["int4_weight_only"],
+                 validate=partial(_check_recipe, "int4_weight_only"))

@@ -145,6 +145,10 @@ def recipe_variants(quant: dict, chains: tuple[tuple[str, ...], ...]) -> list[di
     for chain in chains:
         names = [n for n in chain if not n.startswith("@")]
         backend = {"backend": n[1:] for n in chain if n.startswith("@")}
+        if backend and "backend" not in SCHEMES.get(quant["name"]).options:
+            log.info("tune: not trying quant=%s with %s: the scheme has no quant.backend", quant["name"],
+                     chain_text(chain))
+            continue
         if not names:
             out.append({**quant, **backend})
             continue
