@@ -150,6 +150,19 @@ def test_cli_run_names_the_recipe_its_cost_and_rows_in_results(cli, tmp_path):
     assert res["compressed.recipe_seconds"] > 0 and res["compressed.recipe_passes"] > 1
 
 
+@pytest.mark.slow  # trains a tiny small_cnn
+def test_cli_int4_hqq_run_names_its_recipe(cli, tmp_path):
+    """quant.recipe=[hqq] is a config key of int4_weight_only (conf/quant/int4_weight_only.yaml), not only an option
+    of the Python API: the command runs and results.json names the recipe and that it used no rows."""
+    import json
+
+    r = cli("quant=int4_weight_only", "quant.recipe=[hqq]", "limit=60", "fit_limit=60", "ood=none", "model.epochs=1",
+            "progress=false", "plots=false", "latency.repeats=1", f"hydra.run.dir={tmp_path}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["compressed.recipe"] == "hqq" and res["compressed.recipe_rows"] == "none (weights only)"
+
+
 def test_cli_refuses_an_unknown_recipe_in_one_line_before_work(cli, tmp_path):
     r = cli("quant=int8", "quant.recipe=[gptq]", "progress=false", f"hydra.run.dir={tmp_path}")
     assert r.returncode == 2, r.stderr[-2000:]
