@@ -76,6 +76,23 @@ def compose(overrides: tuple[str, ...]) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
+def build_pair(cfg: dict) -> tuple:
+    """``(runner, data, baseline, compressed)`` of a composed config, as the pipeline builds them (shared with
+    scripts/bench_flip_sensitivity.py)."""
+    from uqcompress.compress import CompressContext, compress
+    from uqcompress.models import BuildContext, build_model
+    from uqcompress.pipeline import DEFAULTS, _merge, load_data, start_run
+
+    c = _merge(DEFAULTS, cfg)
+    runner = start_run(c)
+    data, _ = load_data(c)
+    base = build_model(dict(c["model"]), data, BuildContext(c["seed"], str(runner.device), False, runner))
+    runner.place(base)
+    comp = compress(base, dict(c["quant"]), data["calibration"].x,
+                    CompressContext(c["seed"], str(runner.device), False, runner=runner))
+    return runner, data, base, comp
+
+
 def collect(case: Case) -> dict:
     """Both models' outputs on calibration + test (pooled, ``is_test`` marks the original test split; the compressed
     model's with features and MC passes), cached."""
@@ -84,17 +101,7 @@ def collect(case: Case) -> dict:
                       {k: v for k, v in cfg.items() if k not in ("progress", "plots")})
 
     def run() -> dict:
-        from uqcompress.compress import CompressContext, compress
-        from uqcompress.models import BuildContext, build_model
-        from uqcompress.pipeline import DEFAULTS, _merge, load_data, start_run
-
-        c = _merge(DEFAULTS, cfg)
-        runner = start_run(c)
-        data, _ = load_data(c)
-        base = build_model(dict(c["model"]), data, BuildContext(c["seed"], str(runner.device), False, runner))
-        runner.place(base)
-        comp = compress(base, dict(c["quant"]), data["calibration"].x,
-                        CompressContext(c["seed"], str(runner.device), False, runner=runner))
+        runner, data, base, comp = build_pair(cfg)
         out: dict = {}
         extras = frozenset({"features", "mc"}) if case.extras else frozenset()
         for who, bundle, needs in (("base", base, frozenset()), ("comp", comp, extras)):

@@ -93,18 +93,9 @@ class FloatEquivalent(nn.Module):
 
 def collect(path: Path, modes: list[str]) -> None:
     import bench_flip_aware as B
-    from uqcompress.compress import CompressContext, compress
-    from uqcompress.models import BuildContext, build_model
-    from uqcompress.pipeline import DEFAULTS, _merge, load_data, start_run
 
     case = B.CASES["minilm"]
-    c = _merge(DEFAULTS, B.compose(case.overrides))
-    runner = start_run(c)
-    data, _ = load_data(c)
-    base = build_model(dict(c["model"]), data, BuildContext(c["seed"], str(runner.device), False, runner))
-    runner.place(base)
-    comp = compress(base, dict(c["quant"]), data["calibration"].x,
-                    CompressContext(c["seed"], str(runner.device), False, runner=runner))
+    runner, data, base, comp = B.build_pair(B.compose(case.overrides))
     out = {"base_logits": torch.cat([runner.outputs(base, s, data[s]).logits for s in case.splits]),
            "comp_logits": torch.cat([runner.outputs(comp, s, data[s]).logits for s in case.splits]),
            "labels": torch.cat([data[s].y for s in case.splits]).long()}
