@@ -48,11 +48,9 @@ PEG_DEFAULTS = {"groups": 8, "layers": None}
 
 def peg_options(opts: Any) -> dict[str, Any]:
     """``quant.peg`` overlaid on :data:`PEG_DEFAULTS`; one-line ``ValueError`` on a bad option."""
-    opts = dict(opts or {})
-    unknown = sorted(set(opts) - set(PEG_DEFAULTS))
-    if unknown:
-        raise ValueError(f"quant.peg: unknown option(s) {unknown}; options: {', '.join(PEG_DEFAULTS)}")
-    out = {**PEG_DEFAULTS, **opts}
+    from uqcompress.compress.recipes import recipe_options
+
+    out = recipe_options("peg", opts, PEG_DEFAULTS)
     g = out["groups"]
     if isinstance(g, bool) or not isinstance(g, int) or g < 2:
         raise ValueError(f"quant.peg.groups={g!r} must be a whole number >= 2")

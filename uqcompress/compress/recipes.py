@@ -104,13 +104,23 @@ def check_recipes(scheme: str, recipe: Any, mode: str | None, accepted: dict[str
     return names
 
 
+def recipe_options(recipe: str, opts: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    """``quant.<recipe>`` options overlaid on ``defaults``; an unknown option is one ``ValueError`` line naming the
+    options (each recipe then checks its own values).
+
+    >>> recipe_options("peg", {"groups": 4}, {"groups": 8, "layers": None})
+    {'groups': 4, 'layers': None}
+    """
+    opts = dict(opts or {})
+    unknown = sorted(set(opts) - set(defaults))
+    if unknown:
+        raise ValueError(f"quant.{recipe}: unknown option(s) {unknown}; options: {', '.join(defaults)}")
+    return {**defaults, **opts}
+
+
 def distill_options(opts: Any) -> dict[str, Any]:
     """``quant.distill`` overlaid on :data:`DISTILL_DEFAULTS`; one-line ``ValueError`` on a bad option."""
-    opts = dict(opts or {})
-    unknown = sorted(set(opts) - set(DISTILL_DEFAULTS))
-    if unknown:
-        raise ValueError(f"quant.distill: unknown option(s) {unknown}; options: {', '.join(DISTILL_DEFAULTS)}")
-    out = {**DISTILL_DEFAULTS, **opts}
+    out = recipe_options("distill", opts, DISTILL_DEFAULTS)
     if not (isinstance(out["steps"], int) and out["steps"] >= 1):
         raise ValueError(f"quant.distill.steps={out['steps']!r} must be a whole number >= 1")
     if not (isinstance(out["batch_size"], int) and out["batch_size"] >= 1):
@@ -278,4 +288,4 @@ def bias_correction(bundle: ModelBundle, prepared: nn.Module, finish: Callable[[
 
 
 __all__ = ["DISTILL_DEFAULTS", "RECIPES", "Cost", "Recipe", "bias_correction", "check_recipes", "distill",
-           "distill_options", "kl_to_baseline", "start_from_ptq"]
+           "distill_options", "recipe_options", "kl_to_baseline", "start_from_ptq"]
