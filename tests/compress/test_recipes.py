@@ -107,6 +107,38 @@ def test_bad_recipes_are_one_line_before_any_work(cfg, want):
     assert want in str(e.value) and "\n" not in str(e.value)
 
 
+def test_what_a_model_cannot_take_is_a_typed_error_the_tune_skips_and_a_config_error_stops_it(monkeypatch, caplog):
+    """RecipeUnsupported (a mode, device or layer the model lacks) is left out by the tune with one log line; any
+    other ValueError of the build (a config error) stops the tune: the tune no longer reads the message's text."""
+    import logging
+
+    from uqcompress.compress.recipes import RECIPES, RecipeUnsupported, check_recipes
+    from uqcompress.tune import run as tune_run
+
+    with pytest.raises(RecipeUnsupported, match="needs quant.mode=fx"):
+        check_recipes("int8", ["distill"], "per_layer", RECIPES)
+    with pytest.raises(RecipeUnsupported, match="does not support quant=int8_dynamic"):
+        check_recipes("int8_dynamic", ["peg"], None, RECIPES)
+    for names in (["gptq"], ["minmax", "minmax"], ["minmax", "distill"]):  # config errors: not "unsupported"
+        with pytest.raises(ValueError) as e:
+            check_recipes("int8", names, "fx", RECIPES)
+        assert not isinstance(e.value, RecipeUnsupported)
+
+    tuner = object.__new__(tune_run._Tuner)  # only what scheme_candidate reads before the build
+    tuner.plan, tuner.baseline, tuner.cal, tuner.ctx = type("P", (), {"schemes": [{}]})(), None, type(
+        "C", (), {"x": None})(), None
+    quant = {"name": "int8", "recipe": ["distill"]}
+    raised: list[Exception] = []
+    monkeypatch.setattr(tune_run, "compress", lambda *a: (_ for _ in ()).throw(raised[-1]))
+    raised.append(RecipeUnsupported("quant.recipe: recipe 'distill' needs quant.mode=fx"))
+    with caplog.at_level(logging.INFO, logger=tune_run.log.name):
+        assert tuner.scheme_candidate(0, quant) is None
+    assert "int8+distill left out: quant.recipe: recipe 'distill' needs quant.mode=fx" in caplog.text
+    raised.append(ValueError("quant.recipe: some config error"))  # the old text match let this one pass as a skip
+    with pytest.raises(ValueError, match="some config error"):
+        tuner.scheme_candidate(0, quant)
+
+
 def test_a_recipe_on_a_scheme_without_recipes_is_refused_by_the_validator():
     from uqcompress.validate import ConfigError, validate_config
 

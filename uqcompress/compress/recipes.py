@@ -50,6 +50,12 @@ log = logging.getLogger(__name__)
 DISTILL_DEFAULTS = {"steps": 60, "lr": 1e-5, "batch_size": 16}  # = conf/quant/int8.yaml (measured on Lite0 there)
 
 
+class RecipeUnsupported(ValueError):
+    """A recipe this model or setting cannot take (a mode, a device, a layer it needs): one line, and
+    ``python -m uqcompress.tune`` leaves that candidate out instead of stopping (other ``ValueError`` s are config
+    errors and stop it)."""
+
+
 @dataclass(frozen=True)
 class Recipe:
     """One recipe: the schemes, ``quant.mode`` values and devices it supports, and whether it changes the
@@ -92,11 +98,11 @@ def check_recipes(scheme: str, recipe: Any, mode: str | None, accepted: dict[str
             raise ValueError(f"quant.recipe: unknown recipe '{n}'; recipes: {', '.join(sorted(RECIPES))}")
         r = RECIPES[n]
         if scheme not in r.schemes or n not in accepted:
-            raise ValueError(f"quant.recipe: recipe '{n}' does not support quant={scheme}; it supports quant="
-                             f"{'/'.join(r.schemes)}")
+            raise RecipeUnsupported(f"quant.recipe: recipe '{n}' does not support quant={scheme}; it supports "
+                                    f"quant={'/'.join(r.schemes)}")
         if mode is not None and mode not in r.modes:
-            raise ValueError(f"quant.recipe: recipe '{n}' needs quant.mode={'/'.join(r.modes)} but this model runs "
-                             f"in quant.mode={mode}")
+            raise RecipeUnsupported(f"quant.recipe: recipe '{n}' needs quant.mode={'/'.join(r.modes)} but this "
+                                    f"model runs in quant.mode={mode}")
     if len(set(names)) != len(names):
         raise ValueError(f"quant.recipe={names} names a recipe twice")
     if "minmax" in names and "distill" in names:
@@ -259,8 +265,8 @@ def bias_correction(bundle: ModelBundle, prepared: nn.Module, finish: Callable[[
     t0 = time.perf_counter()
     found = _last_linear(prepared)
     if found is None or getattr(found[1], "bias", None) is None:
-        raise ValueError(f"quant.recipe=bias_correction: model '{bundle.name}' has no Linear layer with a bias to "
-                         "correct; drop the recipe")
+        raise RecipeUnsupported(f"quant.recipe=bias_correction: model '{bundle.name}' has no Linear layer with a "
+                                "bias to correct; drop the recipe")
     name, layer = found
     grouped = _grouped_parent(prepared, name)  # quant.recipe=[peg,...]: the logits layer split into groups
     if grouped is not None:
@@ -275,9 +281,9 @@ def bias_correction(bundle: ModelBundle, prepared: nn.Module, finish: Callable[[
             cost.samples += 2 * len(diff)
     delta = err / len(calib)
     if delta.ndim != 1 or delta.shape[0] != layer.out_features:
-        raise ValueError(f"quant.recipe=bias_correction: model '{bundle.name}': the last Linear layer '{name}' "
-                         f"({layer.out_features} outputs) does not produce the {delta.shape[-1]} logits; drop the "
-                         "recipe")
+        raise RecipeUnsupported(f"quant.recipe=bias_correction: model '{bundle.name}': the last Linear layer "
+                                f"'{name}' ({layer.out_features} outputs) does not produce the {delta.shape[-1]} "
+                                "logits; drop the recipe")
     with torch.no_grad():
         if grouped is not None:
             layer.add_bias(delta)
@@ -287,5 +293,5 @@ def bias_correction(bundle: ModelBundle, prepared: nn.Module, finish: Callable[[
     log.info("quant.recipe=bias_correction: '%s' bias moved by up to %.4g", name, float(delta.abs().max()))
 
 
-__all__ = ["DISTILL_DEFAULTS", "RECIPES", "Cost", "Recipe", "bias_correction", "check_recipes", "distill",
-           "distill_options", "recipe_options", "kl_to_baseline", "start_from_ptq"]
+__all__ = ["DISTILL_DEFAULTS", "RECIPES", "Cost", "Recipe", "RecipeUnsupported", "bias_correction", "check_recipes",
+           "distill", "distill_options", "recipe_options", "kl_to_baseline", "start_from_ptq"]

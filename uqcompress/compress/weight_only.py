@@ -88,8 +88,10 @@ def _weight_only(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: Compre
         raise ValueError(f"quant.mapping='{cfg['mapping']}' is not one of: {', '.join(MAPPINGS)}")
     device = module_device(bundle.module).type
     if recipe and device != "cpu":
-        raise ValueError(f"quant.recipe={recipe}: 'hqq' runs on the CPU int4 path (torchao's IntxWeightOnlyConfig) "
-                         f"only; this model is on {device}")
+        from uqcompress.compress.recipes import RecipeUnsupported
+
+        raise RecipeUnsupported(f"quant.recipe={recipe}: 'hqq' runs on the CPU int4 path (torchao's "
+                                f"IntxWeightOnlyConfig) only; this model is on {device}")
     model = copy.deepcopy(bundle.module).eval()
     names = select_layers(bundle, model, cfg, (nn.Linear,), name)
     names, skipped = _groupable(model, names, gs)

@@ -19,6 +19,7 @@ from uqcompress import metrics as M
 from uqcompress.cache import EVENTS, cache_dir, cached, fingerprint
 from uqcompress.compress import SCHEMES, CompressContext, compress
 from uqcompress.compress._state import transient
+from uqcompress.compress.recipes import RecipeUnsupported
 from uqcompress.models import BuildContext, build_model
 from uqcompress.models.base import ModelBundle, module_device
 from uqcompress.pipeline import (DEFAULTS, ModelEval, RunResult, _merge, evaluate_bundles, evaluate_model, load_data,
@@ -177,9 +178,7 @@ class _Tuner:
         log.info("tune: candidate %d/%d: %s", i + 1, n, name)
         try:
             bundle = compress(self.baseline, dict(quant), self.cal.x, self.ctx)
-        except ValueError as e:
-            if not quant.get("recipe") or "quant.recipe" not in str(e):
-                raise
+        except RecipeUnsupported as e:  # this model can't take the chain; a config error still stops the tune
             log.info("tune: %s left out: %s", name, e)
             return None
         with warnings.catch_warnings():
