@@ -99,7 +99,8 @@ class SelectivePredictor(nn.Module):
         self.needs = frozenset(scorer.needs) | frozenset(selector.needs)
         self.mc = mc or getattr(scorer, "mc", None) or MCOptions()
         self.batch_size = int(batch_size)
-        self.runner = Runner(module_device(self.model), self.batch_size, progress=False)
+        # the scheme's own path on every call (int4 keeps its weights quantized between calls)
+        self.runner = Runner(module_device(self.model), self.batch_size, progress=False, dequantize_per_pass=False)
 
     # ---- inference ------------------------------------------------------------------------------------------
     def _inputs(self, x: Any) -> Any:
@@ -185,7 +186,7 @@ class SelectivePredictor(nn.Module):
             device = resolve_device(device)
             target = target_device(SCHEMES.get(quant["name"]), quant, device)
             self.model.to(target)
-            self.runner = Runner(target, self.batch_size, progress=False)
+            self.runner = Runner(target, self.batch_size, progress=False, dequantize_per_pass=False)
             if self.fallback_model is not None:  # the uncompressed baseline runs anywhere
                 self.fallback_model.to(device)
         return self

@@ -184,10 +184,12 @@ class Runner:
         progress: progress bars for passes longer than one batch.
     """
 
-    def __init__(self, device: str | torch.device | None = "cpu", batch_size: int = 256, progress: bool = True) -> None:
+    def __init__(self, device: str | torch.device | None = "cpu", batch_size: int = 256, progress: bool = True,
+                 dequantize_per_pass: bool = True) -> None:
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self.progress = bool(progress)
+        self.dequantize_per_pass = bool(dequantize_per_pass)
         if self.batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
 
@@ -218,6 +220,17 @@ class Runner:
         stack.enter_context(torch.autocast(module_device(bundle.module).type, dtype=getattr(torch, dtype)))
         return stack
 
+    def _pass_weights(self, bundle: ModelBundle) -> Any:
+        """Weights a scheme stores in a form its matmuls expand on every call (``info['dequantize_per_pass']``: the
+        CPU int4 path) are expanded once for a pass over many batches (bit-identical; see
+        :func:`uqcompress.compress.weight_only.dequantized_for_pass`). Not for one batch (a deployed predictor's
+        call) nor the latency figure: those run the scheme's own path."""
+        if not (self.dequantize_per_pass and bundle.info.get("dequantize_per_pass")):
+            return contextlib.nullcontext()
+        from uqcompress.compress.weight_only import dequantized_for_pass
+
+        return dequantized_for_pass(bundle.module)
+
     def _map(self, bundle: ModelBundle, x: Any, step: Callable[[Any, int], tuple[torch.Tensor, ...]], *,
              split: str, what: str, dims: tuple[int, ...] = (0,), batch_size: int | None = None,
              grad_free: Callable[[], Any] = torch.inference_mode) -> tuple[torch.Tensor, ...]:
@@ -240,7 +253,7 @@ class Runner:
         parts: list[list[torch.Tensor]] = [[] for _ in dims]
         bar = progress_bar(total=n, desc=f"{bundle.label}:{what} {split}") if self.progress and n > bs \
             else contextlib.nullcontext()
-        with self._mode(bundle, grad_free), bar as pbar:
+        with self._mode(bundle, grad_free), self._pass_weights(bundle), bar as pbar:
             for i in range(0, n, bs):
                 xb = xs[i : i + bs]
                 outs = step(to_device(bundle.prepare(xb), device), len(xb))

@@ -11,6 +11,8 @@ What runs where (torchao 0.18, measured on this project's machines):
   the ``mslk`` package), so the same grouping and rounding (asymmetric, groups of ``quant.group_size`` along the
   input dim) is applied with ``IntxWeightOnlyConfig(weight_dtype=int4)``: int4 values held unpacked in int8 and
   dequantized per matmul. Numerics are int4, storage is int8-sized, speed is not int4's: ``simulated: true``.
+  Evaluation passes over a split dequantize each weight once per pass instead (:func:`dequantized_for_pass`,
+  bit-identical logits); the latency figure and a deployed predictor keep torchao's per-matmul path.
 
 Layers whose input size is not a multiple of ``quant.group_size`` are left in float (counted in ``info['note']``).
 
@@ -55,6 +57,46 @@ def quiet_torchao() -> Iterator[None]:
     with known_chatter():
         import torchao  # noqa: F401
         yield
+
+
+@contextmanager
+def dequantized_for_pass(module: nn.Module) -> Iterator[int]:
+    """For one evaluation pass, each Linear weight held as torchao's ``IntxUnpackedToInt8Tensor`` (the CPU int4
+    path) is replaced by its ``dequantize()``; the quantized weights are put back after the pass, also on error.
+    Yields the number of weights swapped.
+
+    Why our own: torchao's linear for that tensor is ``F.linear(x, weight.dequantize(), bias)``, so it rebuilds the
+    whole float weight on every call: a multiple-choice LM runs its decoder twice per chunk of questions, so a split
+    of 1,000 probes dequantizes every weight ~125 times. Here it is done once per pass, with the same
+    ``dequantize()`` and the same ``F.linear``: the logits are bit-identical (tests/compress/test_weight_only_pass.py;
+    ``scripts/bench_int4_pass.py`` measures the time). Weights with activation quantization are left alone.
+
+    >>> import torch
+    >>> from uqcompress.compress import compress
+    >>> from uqcompress.models.base import ModelBundle
+    >>> q = compress(ModelBundle(torch.nn.Sequential(torch.nn.Linear(64, 3)), "mlp", "x", "image", 3),
+    ...              {"name": "int4_weight_only"}, None)
+    >>> x = torch.randn(4, 64)
+    >>> with torch.inference_mode(), dequantized_for_pass(q.module) as n:
+    ...     fast = q.module(x)
+    >>> n, torch.equal(fast, q.logits(x)), type(q.module[0].weight).__name__
+    (1, True, 'IntxUnpackedToInt8Tensor')
+    """
+    from torchao.quantization.quantize_.workflows.intx.intx_unpacked_to_int8_tensor import IntxUnpackedToInt8Tensor
+
+    swapped: list[tuple[nn.Linear, nn.Parameter]] = []
+    try:
+        with torch.no_grad():
+            for m in module.modules():
+                w = getattr(m, "weight", None)
+                if (isinstance(m, nn.Linear) and isinstance(w, IntxUnpackedToInt8Tensor)
+                        and w.activation_quantization is None):
+                    swapped.append((m, w))
+                    m.weight = nn.Parameter(w.dequantize(), requires_grad=False)
+        yield len(swapped)
+    finally:
+        for m, w in swapped:
+            m.weight = w
 
 
 def _groupable(model: nn.Module, names: list[str], group_size: int | None) -> tuple[list[str], list[str]]:
@@ -128,7 +170,7 @@ def _weight_only(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: Compre
                 IntxChooseQParamsAlgorithm.AFFINE
             config = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(gs), mapping_type=mapping,
                                           intx_choose_qparams_algorithm=algorithm)
-            info.update(bits=4, simulated=True, backend="torchao-intx-int4-cpu",
+            info.update(bits=4, simulated=True, backend="torchao-intx-int4-cpu", dequantize_per_pass=True,
                         note=f"no int4 CPU kernel in torchao {_torchao_version()}: int4 values ({cfg['mapping']}, "
                              f"groups of {gs}) stored unpacked in int8 and dequantized per matmul")
         t0 = time.perf_counter()
