@@ -21,7 +21,7 @@ def test_missing_datasets_package_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(ModuleNotFoundError) as e:
         load_dataset({"name": "hf_disk", "path": str(tmp_path)}, 0)
     assert str(e.value) == ("data=hf_disk needs the 'datasets' package; install it with: pip install datasets "
-                            "(or pip install 'uqcompress[hf]')")
+                            "(or in the uqcompress clone: .venv/bin/pip install -e '.[hf]')")
     with pytest.raises(FileNotFoundError, match="data=hf_disk: path '.*nope' does not exist"):
         load_dataset({"name": "hf_disk", "path": str(tmp_path / "nope")}, 0)
 

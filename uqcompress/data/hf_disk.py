@@ -31,7 +31,7 @@ def import_datasets() -> Any:
         import datasets
     except ImportError:
         raise ModuleNotFoundError("data=hf_disk needs the 'datasets' package; install it with: pip install datasets"
-                                  " (or pip install 'uqcompress[hf]')") from None
+                                  " (or in the uqcompress clone: .venv/bin/pip install -e '.[hf]')") from None
     return datasets
 
 

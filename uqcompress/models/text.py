@@ -44,7 +44,8 @@ def import_transformers():
             # import-time messages of torchao are filtered (uqcompress._quiet), not in the middle of a run
             import transformers.modeling_utils  # noqa: F401
     except ImportError:
-        raise ModuleNotFoundError("text models need 'transformers'; install it with: pip install 'uqcompress[text]'"
+        raise ModuleNotFoundError("text models need 'transformers'; install it with (in the uqcompress clone) "
+                                  ".venv/bin/pip install -e '.[text]'"
                                   ) from None
     transformers.logging.set_verbosity_error()  # no "weights not initialized" chatter: we report what we train
     transformers.utils.logging.disable_progress_bar()  # its "Loading weights" bar; ours cover the long steps

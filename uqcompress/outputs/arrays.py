@@ -80,7 +80,7 @@ def read_file(path: Any, option: str) -> dict[str, Any]:
         return _parquet_columns(pd.read_parquet(p), f"{option} '{p.name}'")
     except ImportError as e:
         raise ModuleNotFoundError(f"{option}: reading '{p.name}' needs {e.name}: "
-                                  "pip install 'uqcompress[outputs]' (pyarrow)") from None
+                                  "pip install pyarrow (in the uqcompress clone: .venv/bin/pip install -e '.[outputs]')") from None
     except ValueError as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "pickle" in msg.lower():
