@@ -25,6 +25,8 @@ Example:
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 from torch import nn
 
@@ -35,19 +37,40 @@ def _is_observer(module: nn.Module) -> bool:
     return isinstance(module, ObserverBase)
 
 
-def _observers(prepared: nn.Module) -> dict[str, nn.Module]:
-    """Every observer of a prepared model under a key that names what it observes."""
-    graph = getattr(prepared, "graph", None)
-    if graph is None:  # eager mode (per layer): observers sit at stable module names
+def _watchers(prepared: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """(name of the graph node whose output it watches, module) for each ``call_module`` node of an FX graph."""
+    for node in prepared.graph.nodes:
+        if node.op == "call_module" and node.args and hasattr(node.args[0], "name"):
+            yield node.args[0].name, prepared.get_submodule(node.target)
+
+
+def _is_fake_quantizer(module: nn.Module) -> bool:
+    from torch.ao.quantization import FakeQuantize
+
+    return isinstance(module, FakeQuantize)
+
+
+def _observers(prepared: nn.Module, fake_quantizers: bool = False) -> dict[str, nn.Module]:
+    """Every observer of a prepared model under a key that names what it observes. ``fake_quantizers``: instead, the
+    observer inside each activation fake quantizer of an FX QAT graph, under the key the PTQ graph's observer of the
+    same node has (so plain int8's statistics load into a QAT graph: ``recipes.start_from_ptq``)."""
+    if getattr(prepared, "graph", None) is None:  # eager mode (per layer): observers sit at stable module names
         return {name: m for name, m in prepared.named_modules() if _is_observer(m)}
     out: dict[str, nn.Module] = {}
-    for node in graph.nodes:
-        if node.op != "call_module":
-            continue
-        module = prepared.get_submodule(node.target)
-        if _is_observer(module) and node.args and hasattr(node.args[0], "name"):
-            out[f"{node.args[0].name}:{type(module).__name__}"] = module
+    for watched, module in _watchers(prepared):
+        if fake_quantizers:
+            if not _is_fake_quantizer(module):
+                continue
+            module = module.activation_post_process
+        if _is_observer(module):
+            out[f"{watched}:{type(module).__name__}"] = module
     return out
+
+
+def activation_fake_quantizers(prepared: nn.Module) -> list[nn.Module]:
+    """The activation fake quantizers of an FX QAT graph, those :func:`_observers` keys with ``fake_quantizers``
+    (weight fake quantizers sit inside the QAT modules)."""
+    return [m for _, m in _watchers(prepared) if _is_fake_quantizer(m)]
 
 
 def observer_states(prepared: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
@@ -57,10 +80,12 @@ def observer_states(prepared: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
             for k, m in _observers(prepared).items()}
 
 
-def load_observer_states(prepared: nn.Module, states: dict[str, dict[str, torch.Tensor]]) -> list[str]:
-    """Copy ``states`` into the observers of ``prepared``; returns the keys of observers that have no recorded
-    state (then nothing is copied and the caller calibrates). An empty list means ``prepared`` is calibrated."""
-    observers = _observers(prepared)
+def load_observer_states(prepared: nn.Module, states: dict[str, dict[str, torch.Tensor]],
+                         fake_quantizers: bool = False) -> list[str]:
+    """Copy ``states`` into the observers of ``prepared`` (with ``fake_quantizers``: instead, those inside its activation
+    fake quantizers, see :func:`_observers`); returns the keys of observers that have no recorded state (then
+    nothing is copied and the caller calibrates). An empty list means ``prepared`` is calibrated."""
+    observers = _observers(prepared, fake_quantizers)
     missing = [k for k, m in observers.items()
                if k not in states or set(states[k]) != {n for n, _ in m.named_buffers(recurse=False)}]
     if missing:
@@ -71,4 +96,4 @@ def load_observer_states(prepared: nn.Module, states: dict[str, dict[str, torch.
     return []
 
 
-__all__ = ["load_observer_states", "observer_states"]
+__all__ = ["activation_fake_quantizers", "load_observer_states", "observer_states"]

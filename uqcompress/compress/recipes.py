@@ -180,24 +180,16 @@ def start_from_ptq(prepared: nn.Module, states: dict[str, dict[str, torch.Tensor
     far wider than plain int8's (the first depthwise conv's output step 0.63 vs 0.047: torch.ao's PTQ graph
     observes the ReLU6-clamped output, the QAT graph the unclamped one), and the un-trained QAT model flipped 19.6%
     of 1,000 Fashion-MNIST test answers where plain int8 flips 5.1%."""
-    from torch.ao.quantization import FakeQuantize
+    from uqcompress.compress._observers import activation_fake_quantizers, load_observer_states
 
-    targets: list[tuple[str, Any]] = []
-    for node in prepared.graph.nodes:
-        if node.op != "call_module" or not node.args or not hasattr(node.args[0], "name"):
-            continue
-        module = prepared.get_submodule(node.target)
-        if isinstance(module, FakeQuantize):
-            targets.append((f"{node.args[0].name}:{type(module.activation_post_process).__name__}", module))
-    missing = [k for k, m in targets if k not in states
-               or set(states[k]) != {n for n, _ in m.activation_post_process.named_buffers(recurse=False)}]
-    if missing or not targets:
-        return missing or ["(no activation fake quantizer)"]
-    for k, m in targets:
-        obs = m.activation_post_process
-        for name, value in states[k].items():
-            obs._buffers[name] = value.clone()
-        scale, zero_point = obs.calculate_qparams()
+    fakes = activation_fake_quantizers(prepared)
+    if not fakes:
+        return ["(no activation fake quantizer)"]
+    missing = load_observer_states(prepared, states, fake_quantizers=True)
+    if missing:
+        return missing
+    for m in fakes:  # the fake quantizers' scale / zero point from the statistics just loaded
+        scale, zero_point = m.activation_post_process.calculate_qparams()
         m.scale.resize_(scale.shape).copy_(scale)
         m.zero_point.resize_(zero_point.shape).copy_(zero_point)
     return []
