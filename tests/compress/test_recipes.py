@@ -119,6 +119,10 @@ def test_what_a_model_cannot_take_is_a_typed_error_the_tune_skips_and_a_config_e
         check_recipes("int8", ["distill"], "per_layer", RECIPES)
     with pytest.raises(RecipeUnsupported, match="does not support quant=int8_dynamic"):
         check_recipes("int8_dynamic", ["peg"], None, RECIPES)
+    with pytest.raises(RecipeUnsupported, match=r"recipe 'hqq' \(torchao's HQQ .*\) runs on cpu only; this model is "
+                                                r"on cuda"):  # each Recipe's devices: the CPU int4 path
+        check_recipes("int4_weight_only", ["hqq"], None, ("hqq",), "cuda")
+    assert check_recipes("int4_weight_only", ["hqq"], None, ("hqq",), "cpu") == ["hqq"]
     for names in (["gptq"], ["minmax", "minmax"], ["minmax", "distill"]):  # config errors: not "unsupported"
         with pytest.raises(ValueError) as e:
             check_recipes("int8", names, "fx", RECIPES)

@@ -84,10 +84,11 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def check_recipes(scheme: str, recipe: Any, mode: str | None, accepted: dict[str, Recipe] | tuple[str, ...]
-                  ) -> list[str]:
-    """The recipe list of ``quant.recipe`` checked for ``scheme`` (and ``mode`` when known); one-line
-    ``ValueError`` for an unknown, duplicated or unsupported recipe."""
+def check_recipes(scheme: str, recipe: Any, mode: str | None, accepted: dict[str, Recipe] | tuple[str, ...],
+                  device: str | None = None) -> list[str]:
+    """The recipe list of ``quant.recipe`` checked for ``scheme`` (and ``mode`` / the model's ``device`` type when
+    known); one-line ``ValueError`` for an unknown or duplicated recipe, :class:`RecipeUnsupported` for one the
+    scheme, mode or device cannot take."""
     if recipe is None:
         return []
     names = [recipe] if isinstance(recipe, str) else list(recipe)
@@ -103,6 +104,9 @@ def check_recipes(scheme: str, recipe: Any, mode: str | None, accepted: dict[str
         if mode is not None and mode not in r.modes:
             raise RecipeUnsupported(f"quant.recipe: recipe '{n}' needs quant.mode={'/'.join(r.modes)} but this "
                                     f"model runs in quant.mode={mode}")
+        if device is not None and device not in r.devices:
+            raise RecipeUnsupported(f"quant.recipe: recipe '{n}' ({r.doc}) runs on {'/'.join(r.devices)} only; this "
+                                    f"model is on {device}")
     if len(set(names)) != len(names):
         raise ValueError(f"quant.recipe={names} names a recipe twice")
     if "minmax" in names and "distill" in names:

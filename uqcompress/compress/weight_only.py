@@ -110,14 +110,15 @@ def _groupable(model: nn.Module, names: list[str], group_size: int | None) -> tu
 RECIPES_OF = {"int8_weight_only": (), "int4_weight_only": ("hqq",)}
 
 
-def _check_recipe(name: str, cfg: dict) -> list[str]:
+def _check_recipe(name: str, cfg: dict, device: str | None = None) -> list[str]:
     from uqcompress.compress.recipes import check_recipes
 
-    return check_recipes(name, cfg.get("recipe"), None, RECIPES_OF[name])
+    return check_recipes(name, cfg.get("recipe"), None, RECIPES_OF[name], device)
 
 
 def _weight_only(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: CompressContext) -> ModelBundle:
-    recipe = _check_recipe(name, cfg)
+    device = module_device(bundle.module).type
+    recipe = _check_recipe(name, cfg, device)  # hqq: the CPU int4 path only (RECIPES["hqq"].devices)
     cfg = resolve(name, {k: v for k, v in cfg.items() if k != "recipe"}, DEFAULTS[name])
     if recipe:  # in the cache key only when set: plain int4 keeps its key
         cfg["recipe"] = recipe
@@ -128,12 +129,6 @@ def _weight_only(name: str, bundle: ModelBundle, cfg: dict, calib_x, ctx: Compre
         raise ValueError("quant.group_size=null is not allowed for int4_weight_only; use e.g. 32, 64 or 128")
     if cfg.get("mapping", "asymmetric") not in MAPPINGS:
         raise ValueError(f"quant.mapping='{cfg['mapping']}' is not one of: {', '.join(MAPPINGS)}")
-    device = module_device(bundle.module).type
-    if recipe and device != "cpu":
-        from uqcompress.compress.recipes import RecipeUnsupported
-
-        raise RecipeUnsupported(f"quant.recipe={recipe}: 'hqq' runs on the CPU int4 path (torchao's "
-                                f"IntxWeightOnlyConfig) only; this model is on {device}")
     model = copy.deepcopy(bundle.module).eval()
     names = select_layers(bundle, model, cfg, (nn.Linear,), name)
     names, skipped = _groupable(model, names, gs)
