@@ -99,8 +99,12 @@ class SelectivePredictor(nn.Module):
         self.needs = frozenset(scorer.needs) | frozenset(selector.needs)
         self.mc = mc or getattr(scorer, "mc", None) or MCOptions()
         self.batch_size = int(batch_size)
-        # the scheme's own path on every call (int4 keeps its weights quantized between calls)
-        self.runner = Runner(module_device(self.model), self.batch_size, progress=False, dequantize_per_pass=False)
+        self.runner = self._runner_on(module_device(self.model))
+
+    def _runner_on(self, device: str | torch.device) -> Runner:
+        """The runner of every call on ``device``: no progress bars, and the scheme's own path on every call (CPU
+        int4 keeps its weights quantized between and during calls: no once-per-pass dequantization)."""
+        return Runner(device, self.batch_size, progress=False, dequantize_per_pass=False)
 
     # ---- inference ------------------------------------------------------------------------------------------
     def _inputs(self, x: Any) -> Any:
@@ -186,7 +190,7 @@ class SelectivePredictor(nn.Module):
             device = resolve_device(device)
             target = target_device(SCHEMES.get(quant["name"]), quant, device)
             self.model.to(target)
-            self.runner = Runner(target, self.batch_size, progress=False, dequantize_per_pass=False)
+            self.runner = self._runner_on(target)
             if self.fallback_model is not None:  # the uncompressed baseline runs anywhere
                 self.fallback_model.to(device)
         return self
